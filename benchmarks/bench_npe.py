@@ -1,0 +1,184 @@
+"""How cheap is NPE? Ratios measured side by side in one process on the CPU.
+
+Each measure times A (the NPE variant) and B (its baseline) interleaved with
+one thread, takes the ratio of medians over --reps paired repetitions after
+warm-up, and prints an A/A control (B against a copy of itself) beside it:
+the control's distance from 1.00 is the noise floor of that line.
+
+    python benchmarks/bench_npe.py [--reps 15] [--only cls_train ...]
+
+Goals (DESIGN.md section 5): cls_train <= 1.03, cls_fused 1.00 +- 0.01 with
+identical argmax, seg_infer <= 1.02, seg_frozen <= 0.35.
+"""
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+
+import mmnpe  # noqa: F401
+
+
+def _time(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def paired_ratio(fn_a, fn_b, fn_b2, reps: int, warmup: int = 2):
+    """Median(A) / median(B) and median(B2) / median(B), interleaved."""
+    for _ in range(warmup):
+        fn_a(), fn_b(), fn_b2()
+    ta, tb, tb2 = [], [], []
+    for _ in range(reps):
+        ta.append(_time(fn_a))
+        tb.append(_time(fn_b))
+        tb2.append(_time(fn_b2))
+    mb = statistics.median(tb)
+    return statistics.median(ta) / mb, statistics.median(tb2) / mb, mb
+
+
+def _cls_model(num_pems: int):
+    from mmpretrain.registry import MODELS
+    head = dict(type='LinearClsHead', num_classes=100, in_channels=64)
+    if num_pems:
+        head = dict(type='NPEClsHead', num_classes=100, in_channels=64,
+                    num_pems=num_pems)
+    torch.manual_seed(0)
+    return MODELS.build(
+        dict(type='ImageClassifier',
+             backbone=dict(type='CifarResNet', depth=32),
+             neck=dict(type='GlobalAveragePooling'),
+             head=head))
+
+
+def bench_cls_train(reps: int) -> str:
+    from mmengine.optim import OptimWrapper
+    from mmpretrain.structures import DataSample
+    x = torch.randn(128, 3, 32, 32)
+    samples = [DataSample().set_gt_label(i % 100) for i in range(128)]
+
+    def step_fn(model):
+        wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01,
+                                               momentum=0.9))
+
+        def step():
+            losses = model.loss(x, samples)
+            wrapper.update_params(sum(losses.values()))
+        return step
+
+    a = step_fn(_cls_model(16).train())
+    b = step_fn(_cls_model(0).train())
+    b2 = step_fn(_cls_model(0).train())
+    r, aa, base = paired_ratio(a, b, b2, reps)
+    return (f'cls_train  ResNet-32 step, 16 PEMs / 0 PEMs (batch 128): '
+            f'{r:.3f}  (A/A {aa:.3f}; baseline {base * 1e3:.0f} ms)  '
+            'goal <= 1.03')
+
+
+def bench_cls_fused(reps: int) -> str:
+    import torch.nn as nn
+    npe = _cls_model(16).eval()
+    for p in npe.head.parameters():
+        nn.init.normal_(p, std=0.1)
+    fused = _cls_model(0).eval()
+    fused.load_state_dict(
+        {k: v for k, v in npe.state_dict().items() if 'pems' not in k})
+    fused.head.fc = npe.head.fuse()
+    plain = _cls_model(0).eval()
+    plain2 = copy.deepcopy(plain)
+    x = torch.randn(256, 3, 32, 32)
+    with torch.no_grad():
+        same = torch.equal(
+            fused(x, mode='tensor').argmax(1), npe(x, mode='tensor').argmax(1))
+        r, aa, base = paired_ratio(lambda: fused(x, mode='tensor'),
+                                   lambda: plain(x, mode='tensor'),
+                                   lambda: plain2(x, mode='tensor'), reps)
+    return (f'cls_fused  fused NPE-LA / plain classifier inference (batch '
+            f'256): {r:.3f}  (A/A {aa:.3f}); identical argmax: {same}  '
+            'goal 1.00 +- 0.01')
+
+
+def _seg_models(frozen: bool = False):
+    from mmengine.config import Config
+    from mmengine.model.utils import revert_sync_batchnorm
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    cfg = Config.fromfile('configs/npe/unet_stare_pem_fcn_s1.py')
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    npe = revert_sync_batchnorm(MODELS.build(cfg.model))
+    stock_cfg = copy.deepcopy(cfg.model)
+    stock_cfg.type = 'EncoderDecoder'
+    stock_cfg.pop('pem_head')
+    stock_cfg.pop('scale_factor')
+    stock = revert_sync_batchnorm(MODELS.build(stock_cfg))
+    stock.load_state_dict(npe.state_dict(), strict=False)
+    return npe, stock, copy.deepcopy(stock)
+
+
+def bench_seg_infer(reps: int) -> str:
+    npe, stock, stock2 = (m.eval() for m in _seg_models())
+    for m in (npe, stock, stock2):
+        m.test_cfg.mode = 'whole'
+    x = torch.randn(1, 3, 256, 256)
+    metas = [dict(img_shape=(256, 256), ori_shape=(256, 256),
+                  pad_shape=(256, 256), padding_size=[0, 0, 0, 0])]
+    with torch.no_grad():
+        r, aa, base = paired_ratio(lambda: npe.inference(x, metas),
+                                   lambda: stock.inference(x, metas),
+                                   lambda: stock2.inference(x, metas), reps)
+    return (f'seg_infer  NPEEncoderDecoder (linear PEM) / EncoderDecoder, '
+            f'UNet whole 256x256: {r:.3f}  (A/A {aa:.3f}; baseline '
+            f'{base * 1e3:.0f} ms)  goal <= 1.02')
+
+
+def bench_seg_frozen(reps: int) -> str:
+    from mmengine.optim import OptimWrapper
+
+    from mmnpe.engine import FrozenBackboneHook
+    import sys
+    sys.path.insert(0, 'tests')
+    from helpers import random_seg_batch
+
+    frozen, full, full2 = _seg_models()
+    runner = type('R', (), dict(model=frozen))()
+    hook = FrozenBackboneHook()
+    hook.before_train(runner)
+    batch = random_seg_batch(batch_size=4, size=128, num_classes=2)
+
+    def step_fn(model, freeze=False):
+        wrapper = OptimWrapper(torch.optim.SGD(
+            [p for p in model.parameters() if p.requires_grad], lr=0.01))
+
+        def step():
+            model.train()
+            if freeze:
+                hook.before_train_iter(runner, 0)
+            model.train_step(copy.deepcopy(batch), wrapper)
+        return step
+
+    r, aa, base = paired_ratio(step_fn(frozen, True), step_fn(full),
+                               step_fn(full2), reps, warmup=1)
+    return (f'seg_frozen PEM iteration, backbone+heads frozen / full '
+            f'fine-tuning, UNet STARE 4x128^2: {r:.3f}  (A/A {aa:.3f}; '
+            f'baseline {base:.2f} s)  goal <= 0.35')
+
+
+BENCHES = dict(cls_train=bench_cls_train, cls_fused=bench_cls_fused,
+               seg_infer=bench_seg_infer, seg_frozen=bench_seg_frozen)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--reps', type=int, default=15)
+    parser.add_argument('--only', nargs='+', choices=list(BENCHES))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for name in args.only or BENCHES:
+        print(BENCHES[name](args.reps), flush=True)
+
+
+if __name__ == '__main__':
+    main()

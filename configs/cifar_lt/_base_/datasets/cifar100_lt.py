@@ -1,0 +1,14 @@
+# CIFAR-100-LT (LDAM protocol, seed 0) from the standard python pickles in
+# data/cifar100/cifar-100-python; the test split is the balanced 10 000.
+_base_ = 'mmpretrain::_base_/datasets/cifar100_bs16.py'
+train_dataloader = dict(
+    batch_size=64,
+    dataset=dict(
+        type='CIFAR100LT', imbalance_ratio=100, seed=0, download=False))
+val_dataloader = dict(
+    batch_size=256,
+    dataset=dict(
+        type='CIFAR100LT', imbalance_ratio=100, seed=0, download=False))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='LongTailAccuracy')
+test_evaluator = val_evaluator

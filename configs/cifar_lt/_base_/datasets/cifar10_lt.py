@@ -1,0 +1,14 @@
+# CIFAR-10-LT (LDAM protocol, seed 0) from the standard python pickles in
+# data/cifar10/cifar-10-batches-py; the test split is the balanced 10 000.
+_base_ = 'mmpretrain::_base_/datasets/cifar10_bs16.py'
+train_dataloader = dict(
+    batch_size=128,
+    dataset=dict(
+        type='CIFAR10LT', imbalance_ratio=100, seed=0, download=False))
+val_dataloader = dict(
+    batch_size=256,
+    dataset=dict(
+        type='CIFAR10LT', imbalance_ratio=100, seed=0, download=False))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='LongTailAccuracy')
+test_evaluator = val_evaluator

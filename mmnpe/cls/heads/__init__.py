@@ -1,0 +1,3 @@
+from .npe_cls_head import NPEClsHead
+
+__all__ = ['NPEClsHead']

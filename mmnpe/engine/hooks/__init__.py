@@ -1,0 +1,3 @@
+from .frozen_backbone_hook import FrozenBackboneHook
+
+__all__ = ['FrozenBackboneHook']

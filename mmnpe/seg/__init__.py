@@ -1,0 +1,12 @@
+"""MMSegmentation adapters: OWL loss, PEM heads, NPE segmentor, data sets."""
+from .datasets import SyntheticLTDataset, generate_synthetic_lt
+from .evaluation import ClassWiseIoUMetric
+from .decode_heads import PEMASPPHead, PEMDecodeHead, PEMFCNHead, PEMUPerHead
+from .losses import OneWayLogisticLoss
+from .segmentors import NPEEncoderDecoder
+
+__all__ = [
+    'OneWayLogisticLoss', 'PEMDecodeHead', 'PEMFCNHead', 'PEMASPPHead',
+    'PEMUPerHead', 'NPEEncoderDecoder', 'SyntheticLTDataset',
+    'generate_synthetic_lt', 'ClassWiseIoUMetric'
+]

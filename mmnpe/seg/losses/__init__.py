@@ -1,0 +1,3 @@
+from .one_way_logistic_loss import OneWayLogisticLoss
+
+__all__ = ['OneWayLogisticLoss']

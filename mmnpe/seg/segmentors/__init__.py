@@ -1,0 +1,3 @@
+from .npe_encoder_decoder import NPEEncoderDecoder
+
+__all__ = ['NPEEncoderDecoder']

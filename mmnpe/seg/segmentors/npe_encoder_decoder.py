@@ -1,0 +1,145 @@
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmengine.model import ModuleList
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from mmseg.utils import (ConfigType, OptSampleList, SampleList, add_prefix)
+from torch import Tensor
+
+from mmnpe.functional import (check_scale_factor, npe_estimate,
+                              npe_logit_adjust)
+
+
+def _has_trainable(module: Optional[nn.Module]) -> bool:
+    return module is not None and any(p.requires_grad
+                                      for p in module.parameters())
+
+
+@MODELS.register_module()
+class NPEEncoderDecoder(EncoderDecoder):
+    """Encoder-decoder segmentor with Neural Prior Estimation (NPE-LA).
+
+    K Prior Estimation Modules (PEMs) read the same features as the decode
+    head and learn the class log-prior through the one-way logistic loss;
+    at inference the logits become ``z - scale_factor * eta``
+    (`NPE paper <https://arxiv.org/abs/2408.10176>`_, Eq. 7-8).
+
+    - ``loss(): extract_feat() -> decode/aux losses (skipped when frozen)
+      + sum_k pem_heads[k].loss()``
+    - ``encode_decode(): extract_feat() -> decode_head.forward() - alpha *
+      eta -> decode_head.predict_by_feat()``
+
+    The correction lives in :meth:`encode_decode` (and :meth:`_forward`, for
+    ``mode='tensor'``), so whole, slide and TTA inference all get it; the
+    estimate is computed once per forward at the decode head's resolution.
+    A stock :class:`EncoderDecoder` checkpoint loads without key remapping
+    (only the ``pem_heads.*`` keys are missing).
+
+    When :class:`FrozenBackboneHook` froze the backbone (and neck), features
+    are computed without autograd; a frozen decode or auxiliary head is then
+    not run at all during training, as it has nothing to learn.
+
+    Args:
+        pem_head (dict | list[dict]): Config of one PEM, or of K PEMs.
+        scale_factor (float): alpha, finite and >= 0; 0 gives exactly the
+            stock model's logits. Defaults to 1.0.
+        **kwargs: Arguments of :class:`EncoderDecoder`.
+    """
+
+    def __init__(self,
+                 *args,
+                 pem_head: Union[ConfigType, Sequence[ConfigType]],
+                 scale_factor: float = 1.0,
+                 **kwargs) -> None:
+        # Checked before the (possibly large) backbone is built.
+        scale_factor = check_scale_factor(scale_factor)
+        super().__init__(*args, **kwargs)
+        self.scale_factor = scale_factor
+        if self.out_channels == 1:
+            raise ValueError(
+                'NPEEncoderDecoder needs one output per class, but the '
+                'decode head has out_channels == 1 (sigmoid binary '
+                'segmentation); set decode_head.out_channels = num_classes')
+        self._init_pem_heads(pem_head)
+
+    def _init_pem_heads(
+            self, pem_head: Union[ConfigType, Sequence[ConfigType]]) -> None:
+        cfgs = [pem_head] if isinstance(pem_head, dict) else list(pem_head)
+        if len(cfgs) == 0:
+            raise ValueError('pem_head must be a dict or a non-empty list of '
+                             'dicts, got an empty list')
+        self.pem_heads = ModuleList()
+        for k, cfg in enumerate(cfgs):
+            if cfg.get('num_classes') != self.num_classes:
+                raise ValueError(
+                    f'pem_head[{k}].num_classes must equal the decode '
+                    f'head\'s num_classes ({self.num_classes}), got '
+                    f'{cfg.get("num_classes")!r}')
+            self.pem_heads.append(MODELS.build(cfg))
+
+    def estimate_prior(self, x: Sequence[Tensor]) -> Tensor:
+        """NPE estimate ``eta`` from the features, (N, C, h, w), centred."""
+        outs = [head(x) for head in self.pem_heads]
+        size = outs[0].shape[2:]
+        outs = [
+            o if o.shape[2:] == size else resize(
+                o, size=size, mode='bilinear', align_corners=self.align_corners)
+            for o in outs
+        ]
+        return npe_estimate(outs, [head.sign for head in self.pem_heads])
+
+    def _adjusted_logits(self, x: Sequence[Tensor]) -> Tensor:
+        """Decode-head logits minus ``scale_factor * eta``, (N, C, h, w)."""
+        seg_logits = self.decode_head.forward(x)
+        if self.scale_factor == 0:
+            return seg_logits
+        eta = self.estimate_prior(x)
+        if eta.shape[2:] != seg_logits.shape[2:]:
+            eta = resize(
+                eta,
+                size=seg_logits.shape[2:],
+                mode='bilinear',
+                align_corners=self.align_corners)
+        return npe_logit_adjust(seg_logits, eta, self.scale_factor)
+
+    def encode_decode(self, inputs: Tensor,
+                      batch_img_metas: List[dict]) -> Tensor:
+        """NPE-LA logits resized to the input, (N, C, H, W)."""
+        x = self.extract_feat(inputs)
+        return self.decode_head.predict_by_feat(
+            self._adjusted_logits(x), batch_img_metas)
+
+    def _forward(self,
+                 inputs: Tensor,
+                 data_samples: OptSampleList = None) -> Tensor:
+        """NPE-LA logits at the decode head's resolution (``mode='tensor'``).
+        """
+        return self._adjusted_logits(self.extract_feat(inputs))
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Decode (and auxiliary) losses as usual plus the PEM losses.
+
+        PEM losses are prefixed ``pem.`` (one PEM) or ``pem_{k}.`` (K > 1);
+        the training objective is their sum (NPE paper, Eq. 6).
+        """
+        features_train = _has_trainable(self.backbone) or _has_trainable(
+            getattr(self, 'neck', None))
+        # Frozen features: no autograd graph through backbone and neck.
+        with torch.set_grad_enabled(features_train and torch.is_grad_enabled()):
+            x = self.extract_feat(inputs)
+
+        losses = dict()
+        if features_train or _has_trainable(self.decode_head):
+            losses.update(self._decode_head_forward_train(x, data_samples))
+        if self.with_auxiliary_head and (
+                features_train or _has_trainable(self.auxiliary_head)):
+            losses.update(self._auxiliary_head_forward_train(x, data_samples))
+
+        many = len(self.pem_heads) > 1
+        for k, head in enumerate(self.pem_heads):
+            loss_pem = head.loss(x, data_samples, self.train_cfg)
+            losses.update(add_prefix(loss_pem, f'pem_{k}' if many else 'pem'))
+        return losses

@@ -1,0 +1,44 @@
+import os.path as osp
+
+from setuptools import find_packages, setup
+
+
+def get_version() -> str:
+    scope = {}
+    with open(osp.join(osp.dirname(__file__), 'mmnpe', 'version.py')) as f:
+        exec(f.read(), scope)
+    return scope['__version__']
+
+
+def readme() -> str:
+    with open(osp.join(osp.dirname(__file__), 'README.md'), encoding='utf-8') as f:
+        return f.read()
+
+
+setup(
+    name='mmnpe',
+    version=get_version(),
+    description='Neural Prior Estimation (NPE / NPE-LA) and long-tail '
+    'baselines as an OpenMMLab plugin for MMSegmentation and MMPretrain',
+    long_description=readme(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['mmnpe', 'mmnpe.*']),
+    python_requires='>=3.8',
+    # Ranges, not pins, so users keep their own CUDA build of torch; the
+    # Makefile pins the set tested on CPU machines.
+    install_requires=[
+        'torch>=1.12',
+        'mmengine>=0.10.0,<1.0.0',
+        'mmcv>=2.0.0rc4,<2.2.0',  # mmseg 1.2.x refuses mmcv >= 2.2
+        'mmsegmentation>=1.2.0,<2.0.0',
+        'mmpretrain>=1.2.0,<2.0.0',
+        'numpy',
+        'ftfy',  # imported by mmseg, not declared by it
+        'regex',  # imported by mmseg, not declared by it
+    ],
+    extras_require={
+        'tests': ['pytest', 'scikit-learn', 'matplotlib'],
+        'demo': ['scikit-learn', 'matplotlib'],
+    },
+    license='Apache License 2.0',
+    zip_safe=False)

@@ -1,0 +1,8 @@
+import pytest
+from mmengine.registry import init_default_scope
+
+
+@pytest.fixture(autouse=True)
+def _default_scope():
+    """Build children (data preprocessors, losses) in the mmpretrain scope."""
+    init_default_scope('mmpretrain')

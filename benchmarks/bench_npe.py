@@ -43,14 +43,18 @@ def _cls_model(num_pems: int):
     from mmpretrain.registry import MODELS
     head = dict(type='LinearClsHead', num_classes=100, in_channels=64)
     if num_pems:
-        head = dict(type='NPEClsHead', num_classes=100, in_channels=64,
-                    num_pems=num_pems)
+        head = dict(
+            type='NPEClsHead',
+            num_classes=100,
+            in_channels=64,
+            num_pems=num_pems)
     torch.manual_seed(0)
     return MODELS.build(
-        dict(type='ImageClassifier',
-             backbone=dict(type='CifarResNet', depth=32),
-             neck=dict(type='GlobalAveragePooling'),
-             head=head))
+        dict(
+            type='ImageClassifier',
+            backbone=dict(type='CifarResNet', depth=32),
+            neck=dict(type='GlobalAveragePooling'),
+            head=head))
 
 
 def bench_cls_train(reps: int) -> str:
@@ -60,12 +64,13 @@ def bench_cls_train(reps: int) -> str:
     samples = [DataSample().set_gt_label(i % 100) for i in range(128)]
 
     def step_fn(model):
-        wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01,
-                                               momentum=0.9))
+        wrapper = OptimWrapper(
+            torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
 
         def step():
             losses = model.loss(x, samples)
             wrapper.update_params(sum(losses.values()))
+
         return step
 
     a = step_fn(_cls_model(16).train())
@@ -83,15 +88,18 @@ def bench_cls_fused(reps: int) -> str:
     for p in npe.head.parameters():
         nn.init.normal_(p, std=0.1)
     fused = _cls_model(0).eval()
-    fused.load_state_dict(
-        {k: v for k, v in npe.state_dict().items() if 'pems' not in k})
+    fused.load_state_dict({
+        k: v
+        for k, v in npe.state_dict().items() if 'pems' not in k
+    })
     fused.head.fc = npe.head.fuse()
     plain = _cls_model(0).eval()
     plain2 = copy.deepcopy(plain)
     x = torch.randn(256, 3, 32, 32)
     with torch.no_grad():
         same = torch.equal(
-            fused(x, mode='tensor').argmax(1), npe(x, mode='tensor').argmax(1))
+            fused(x, mode='tensor').argmax(1),
+            npe(x, mode='tensor').argmax(1))
         r, aa, base = paired_ratio(lambda: fused(x, mode='tensor'),
                                    lambda: plain(x, mode='tensor'),
                                    lambda: plain2(x, mode='tensor'), reps)
@@ -123,8 +131,13 @@ def bench_seg_infer(reps: int) -> str:
     for m in (npe, stock, stock2):
         m.test_cfg.mode = 'whole'
     x = torch.randn(1, 3, 256, 256)
-    metas = [dict(img_shape=(256, 256), ori_shape=(256, 256),
-                  pad_shape=(256, 256), padding_size=[0, 0, 0, 0])]
+    metas = [
+        dict(
+            img_shape=(256, 256),
+            ori_shape=(256, 256),
+            pad_shape=(256, 256),
+            padding_size=[0, 0, 0, 0])
+    ]
     with torch.no_grad():
         r, aa, base = paired_ratio(lambda: npe.inference(x, metas),
                                    lambda: stock.inference(x, metas),
@@ -135,10 +148,11 @@ def bench_seg_infer(reps: int) -> str:
 
 
 def bench_seg_frozen(reps: int) -> str:
+    import sys
+
     from mmengine.optim import OptimWrapper
 
     from mmnpe.engine import FrozenBackboneHook
-    import sys
     sys.path.insert(0, 'tests')
     from helpers import random_seg_batch
 
@@ -149,25 +163,30 @@ def bench_seg_frozen(reps: int) -> str:
     batch = random_seg_batch(batch_size=4, size=128, num_classes=2)
 
     def step_fn(model, freeze=False):
-        wrapper = OptimWrapper(torch.optim.SGD(
-            [p for p in model.parameters() if p.requires_grad], lr=0.01))
+        wrapper = OptimWrapper(
+            torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
+                            lr=0.01))
 
         def step():
             model.train()
             if freeze:
                 hook.before_train_iter(runner, 0)
             model.train_step(copy.deepcopy(batch), wrapper)
+
         return step
 
-    r, aa, base = paired_ratio(step_fn(frozen, True), step_fn(full),
-                               step_fn(full2), reps, warmup=1)
+    r, aa, base = paired_ratio(
+        step_fn(frozen, True), step_fn(full), step_fn(full2), reps, warmup=1)
     return (f'seg_frozen PEM iteration, backbone+heads frozen / full '
             f'fine-tuning, UNet STARE 4x128^2: {r:.3f}  (A/A {aa:.3f}; '
             f'baseline {base:.2f} s)  goal <= 0.35')
 
 
-BENCHES = dict(cls_train=bench_cls_train, cls_fused=bench_cls_fused,
-               seg_infer=bench_seg_infer, seg_frozen=bench_seg_frozen)
+BENCHES = dict(
+    cls_train=bench_cls_train,
+    cls_fused=bench_cls_fused,
+    seg_infer=bench_seg_infer,
+    seg_frozen=bench_seg_frozen)
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Shared fixtures."""
 import pytest
-
 from helpers import random_seg_batch, tiny_segmentor_cfg
+
 from mmnpe.seg import generate_synthetic_lt
 
 

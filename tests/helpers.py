@@ -11,8 +11,7 @@ import mmnpe  # noqa: F401  (registers everything)
 NUM_CLASSES = 4
 
 
-def tiny_segmentor_cfg(num_classes: int = NUM_CLASSES,
-                       **kwargs) -> ConfigDict:
+def tiny_segmentor_cfg(num_classes: int = NUM_CLASSES, **kwargs) -> ConfigDict:
     """A UNet + FCN segmentor small enough for CPU unit tests (BN inside)."""
     norm_cfg = dict(type='BN', requires_grad=True)
     cfg = dict(
@@ -58,7 +57,9 @@ def tiny_segmentor_cfg(num_classes: int = NUM_CLASSES,
             norm_cfg=norm_cfg,
             loss_decode=dict(type='CrossEntropyLoss', loss_weight=0.4)),
         pem_head=dict(
-            type='PEMFCNHead', in_channels=8, in_index=2,
+            type='PEMFCNHead',
+            in_channels=8,
+            in_index=2,
             num_classes=num_classes),
         scale_factor=1.0,
         train_cfg=dict(),
@@ -76,8 +77,9 @@ def random_seg_batch(batch_size: int = 2,
     g = torch.Generator().manual_seed(seed)
     inputs, samples = [], []
     for _ in range(batch_size):
-        inputs.append(torch.randint(0, 256, (3, size, size), generator=g,
-                                    dtype=torch.uint8))
+        inputs.append(
+            torch.randint(
+                0, 256, (3, size, size), generator=g, dtype=torch.uint8))
         label = torch.randint(0, num_classes, (1, size, size), generator=g)
         sample = SegDataSample(
             gt_sem_seg=PixelData(data=label),
@@ -90,8 +92,9 @@ def random_seg_batch(batch_size: int = 2,
     return dict(inputs=inputs, data_samples=samples)
 
 
-
-def tiny_runner_cfg(work_dir: str, data_root: str, max_iters: int = 3,
+def tiny_runner_cfg(work_dir: str,
+                    data_root: str,
+                    max_iters: int = 3,
                     **model_kwargs) -> dict:
     """A full Runner config training the tiny segmentor on the synthetic
     data set in ``data_root`` (see ``generate_synthetic_lt``)."""
@@ -110,7 +113,8 @@ def tiny_runner_cfg(work_dir: str, data_root: str, max_iters: int = 3,
                 type='SyntheticLTDataset',
                 data_root=data_root,
                 data_prefix=dict(
-                    img_path=f'img_dir/{split}', seg_map_path=f'ann_dir/{split}'),
+                    img_path=f'img_dir/{split}',
+                    seg_map_path=f'ann_dir/{split}'),
                 pipeline=pipeline))
 
     return dict(
@@ -121,28 +125,33 @@ def tiny_runner_cfg(work_dir: str, data_root: str, max_iters: int = 3,
         val_dataloader=loader('val', False),
         val_evaluator=dict(type='IoUMetric', iou_metrics=['mIoU']),
         val_cfg=dict(type='ValLoop'),
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                       val_interval=max_iters + 1),
+        train_cfg=dict(
+            type='IterBasedTrainLoop',
+            max_iters=max_iters,
+            val_interval=max_iters + 1),
         optim_wrapper=dict(
             type='OptimWrapper',
-            optimizer=dict(type='SGD', lr=0.01, momentum=0.9,
-                           weight_decay=5e-4)),
-        param_scheduler=[dict(type='MultiStepLR', by_epoch=False,
-                              milestones=[2], gamma=0.1)],
+            optimizer=dict(
+                type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4)),
+        param_scheduler=[
+            dict(
+                type='MultiStepLR', by_epoch=False, milestones=[2], gamma=0.1)
+        ],
         default_hooks=dict(
             timer=dict(type='IterTimerHook'),
             logger=dict(type='LoggerHook', interval=1),
             param_scheduler=dict(type='ParamSchedulerHook'),
             checkpoint=dict(type='CheckpointHook', by_epoch=False,
                             interval=2)),
-        env_cfg=dict(cudnn_benchmark=False,
-                     dist_cfg=dict(backend='gloo')),
+        env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
         randomness=dict(seed=0),
         log_level='WARNING')
 
 
-def write_fake_cifar(root: str, num_classes: int = 10,
-                     train_per_class: int = 30, test_per_class: int = 3,
+def write_fake_cifar(root: str,
+                     num_classes: int = 10,
+                     train_per_class: int = 30,
+                     test_per_class: int = 3,
                      seed: int = 0) -> str:
     """Tiny CIFAR python-pickle folder in the real on-disk format.
 

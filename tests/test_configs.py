@@ -9,12 +9,11 @@ import mmcv
 import numpy as np
 import pytest
 import torch
+from helpers import random_seg_batch
 from mmengine.config import Config
 from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DATASETS, HOOKS, MODELS, init_default_scope
-
-from helpers import random_seg_batch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 NPE_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'npe', '*.py')))
@@ -52,8 +51,7 @@ def test_seg_config_trains_one_iteration_and_predicts(path):
     model.train()
     for hook in hooks:
         hook.before_train_iter(runner, 0)
-    batch = random_seg_batch(
-        batch_size=2, size=size, num_classes=num_classes)
+    batch = random_seg_batch(batch_size=2, size=size, num_classes=num_classes)
     log = model.train_step(batch, optim)
     assert torch.isfinite(log['loss'])
     if hooks:  # PEM training on a frozen segmentor: only PEM losses
@@ -61,8 +59,8 @@ def test_seg_config_trains_one_iteration_and_predicts(path):
 
     model.eval()
     with torch.no_grad():
-        out = model.test_step(random_seg_batch(
-            batch_size=1, size=size, num_classes=num_classes))
+        out = model.test_step(
+            random_seg_batch(batch_size=1, size=size, num_classes=num_classes))
     assert out[0].seg_logits.data.shape == (num_classes, size, size)
     assert out[0].pred_sem_seg.shape == (size, size)
 
@@ -107,8 +105,8 @@ def _write_stare(root):
             img = rng.integers(0, 255, (70, 60, 3), dtype=np.uint8)
             ann = (rng.random((70, 60)) > 0.9).astype(np.uint8)
             mmcv.imwrite(img, osp.join(root, 'images', split, f'im{i}.png'))
-            mmcv.imwrite(ann, osp.join(root, 'annotations', split,
-                                       f'im{i}.ah.png'))
+            mmcv.imwrite(ann,
+                         osp.join(root, 'annotations', split, f'im{i}.ah.png'))
 
 
 def _write_ade(root):
@@ -119,10 +117,13 @@ def _write_ade(root):
             ann = np.zeros((80, 96), dtype=np.uint8)
             ann[:40] = 5
             ann[40:, :48] = 150
-            mmcv.imwrite(img, osp.join(root, 'images', split,
-                                       f'ADE_{split}_{i:08d}.jpg'))
-            mmcv.imwrite(ann, osp.join(root, 'annotations', split,
-                                       f'ADE_{split}_{i:08d}.png'))
+            mmcv.imwrite(
+                img, osp.join(root, 'images', split,
+                              f'ADE_{split}_{i:08d}.jpg'))
+            mmcv.imwrite(
+                ann,
+                osp.join(root, 'annotations', split,
+                         f'ADE_{split}_{i:08d}.png'))
 
 
 @pytest.mark.parametrize('name,writer', [

@@ -29,12 +29,15 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-SEG_BASELINE = osp.join(REPO, 'configs/demo/fcn_unet-tiny_synthetic-lt-64x64.py')
-SEG_NPE = osp.join(REPO, 'configs/demo/npe_fcn_unet-tiny_synthetic-lt-64x64.py')
+SEG_BASELINE = osp.join(REPO,
+                        'configs/demo/fcn_unet-tiny_synthetic-lt-64x64.py')
+SEG_NPE = osp.join(REPO,
+                   'configs/demo/npe_fcn_unet-tiny_synthetic-lt-64x64.py')
 SCALES = (1.0, 0.2)
 CLS_CONFIGS = {
     'CE': osp.join(REPO, 'configs/demo/ce_resnet32_digits-lt.py'),
-    'NPE-LA K=1': osp.join(REPO, 'configs/demo/npe-la-k1_resnet32_digits-lt.py'),
+    'NPE-LA K=1': osp.join(REPO,
+                           'configs/demo/npe-la-k1_resnet32_digits-lt.py'),
     'NPE-LA K=16': osp.join(REPO,
                             'configs/demo/npe-la-k16_resnet32_digits-lt.py'),
 }
@@ -60,6 +63,14 @@ def _runner(config: str, work_dir: str, name: str, **options) -> Runner:
     return Runner.from_cfg(cfg)
 
 
+def _floats(metrics: dict) -> dict:
+    """Metric values as plain Python numbers (json-serialisable)."""
+    return {
+        k: v.tolist() if hasattr(v, 'tolist') else v
+        for k, v in metrics.items()
+    }
+
+
 def _predict(runner: Runner, num: int) -> List:
     """Predictions of the runner's model on the first ``num`` test images."""
     samples = []
@@ -80,23 +91,37 @@ def _draw(rows: Dict[str, List], data_root: str, meta: dict,
     import matplotlib.pyplot as plt
     from mmseg.visualization import SegLocalVisualizer
 
-    vis = SegLocalVisualizer(
-        name=f'demo_{time.time()}', alpha=1.0, **meta)
+    vis = SegLocalVisualizer(name=f'demo_{time.time()}', alpha=1.0)
+    # By keyword: mmseg 1.2.2's __init__ passes (palette, classes) to
+    # set_dataset_meta(classes, palette) in swapped order.
+    vis.set_dataset_meta(classes=meta['classes'], palette=meta['palette'])
     names = list(rows)
     num = len(rows[names[0]])
     fig, axes = plt.subplots(
-        num, len(names) + 2, figsize=(2.2 * (len(names) + 2), 2.2 * num),
+        num,
+        len(names) + 2,
+        figsize=(2.2 * (len(names) + 2), 2.2 * num),
         squeeze=False)
     for i in range(num):
         sample = rows[names[0]][i]
         image = mmcv.imread(sample.img_path, channel_order='rgb')
         panels = [('image', image)]
-        vis.add_datasample('gt', image, sample, draw_gt=True,
-                           draw_pred=False, with_labels=False)
+        vis.add_datasample(
+            'gt',
+            image,
+            sample,
+            draw_gt=True,
+            draw_pred=False,
+            with_labels=False)
         panels.append(('ground truth', vis.get_image()))
         for name in names:
-            vis.add_datasample(name, image, rows[name][i], draw_gt=False,
-                               draw_pred=True, with_labels=False)
+            vis.add_datasample(
+                name,
+                image,
+                rows[name][i],
+                draw_gt=False,
+                draw_pred=True,
+                with_labels=False)
             panels.append((name, vis.get_image()))
         for ax, (title, panel) in zip(axes[i], panels):
             ax.imshow(panel, interpolation='nearest')
@@ -106,8 +131,8 @@ def _draw(rows: Dict[str, List], data_root: str, meta: dict,
         matplotlib.patches.Patch(color=np.array(c) / 255., label=n)
         for n, c in zip(meta['classes'], meta['palette'])
     ]
-    fig.legend(handles=handles, loc='lower center', ncol=len(handles),
-               fontsize=8)
+    fig.legend(
+        handles=handles, loc='lower center', ncol=len(handles), fontsize=8)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(out_file, dpi=100)
     plt.close(fig)
@@ -115,9 +140,11 @@ def _draw(rows: Dict[str, List], data_root: str, meta: dict,
 
 def _table(results: Dict[str, dict], classes) -> str:
     cols = ['mIoU', 'mDice', 'mAcc', 'aAcc']
-    lines = ['| setting | ' + ' | '.join(cols) + ' | ' +
-             ' | '.join(f'IoU {c}' for c in classes) + ' | ' +
-             ' | '.join(f'Acc {c}' for c in classes) + ' |']
+    lines = [
+        '| setting | ' + ' | '.join(cols) + ' | ' +
+        ' | '.join(f'IoU {c}' for c in classes) + ' | ' +
+        ' | '.join(f'Acc {c}' for c in classes) + ' |'
+    ]
     lines.append('|' + '---|' * (1 + len(cols) + 2 * len(classes)))
     for name, m in results.items():
         cells = [f'{m[c]:.2f}' for c in cols]
@@ -155,16 +182,24 @@ def seg_demo(args: argparse.Namespace) -> None:
     npe_ckpt = osp.join(npe_dir, f'iter_{npe.iter}.pth')
 
     results, preds = {}, {}
-    tester = _runner(SEG_BASELINE, osp.join(work_dir, 'test_baseline'),
-                     'demo_test_baseline', load_from=base_ckpt, **data)
-    results['baseline (CE)'] = tester.test()
+    tester = _runner(
+        SEG_BASELINE,
+        osp.join(work_dir, 'test_baseline'),
+        'demo_test_baseline',
+        load_from=base_ckpt,
+        **data)
+    results['baseline (CE)'] = _floats(tester.test())
     preds['baseline (CE)'] = _predict(tester, args.num_vis)
     for scale in SCALES:
         name = f'NPE-LA alpha={scale:g}'
-        tester = _runner(SEG_NPE, osp.join(work_dir, f'test_npe_s{scale:g}'),
-                         f'demo_test_npe_s{scale:g}', load_from=npe_ckpt,
-                         **{'model.scale_factor': scale}, **data)
-        results[name] = tester.test()
+        tester = _runner(
+            SEG_NPE,
+            osp.join(work_dir, f'test_npe_s{scale:g}'),
+            f'demo_test_npe_s{scale:g}',
+            load_from=npe_ckpt,
+            **{'model.scale_factor': scale},
+            **data)
+        results[name] = _floats(tester.test())
         preds[name] = _predict(tester, args.num_vis)
 
     meta = tester.test_dataloader.dataset.metainfo
@@ -172,8 +207,8 @@ def seg_demo(args: argparse.Namespace) -> None:
     with open(osp.join(work_dir, 'seg_results.md'), 'w') as f:
         f.write(table + '\n')
     with open(osp.join(work_dir, 'seg_results.json'), 'w') as f:
-        json.dump(dict(train_pixels=train.tolist(), results=results), f,
-                  indent=2)
+        json.dump(
+            dict(train_pixels=train.tolist(), results=results), f, indent=2)
     png = osp.join(work_dir, 'seg_comparison.png')
     _draw(preds, args.data_root,
           dict(classes=meta['classes'], palette=meta['palette']), png)
@@ -207,11 +242,14 @@ def cls_demo(args: argparse.Namespace) -> None:
     for name, config in CLS_CONFIGS.items():
         tag = name.lower().replace(' ', '').replace('=', '')
         runner = _runner(config, osp.join(work_dir, f'cls_{tag}'),
-                             f'demo_cls_{tag}')
+                         f'demo_cls_{tag}')
         runner.train()
         # The last checkpoint is the one reported (no best-epoch pick).
         metrics = runner.test()
-        results[name] = {k.split('/', 1)[1]: v for k, v in metrics.items()}
+        results[name] = {
+            k.split('/', 1)[1]: v
+            for k, v in _floats(metrics).items()
+        }
         counts = runner.test_dataloader.dataset.metainfo['train_class_counts']
         if getattr(runner.model.head, 'num_pems', 0):
             estimates[name] = _mean_estimate(runner)
@@ -219,26 +257,36 @@ def cls_demo(args: argparse.Namespace) -> None:
     log_freq -= log_freq.mean()
 
     cols = ['top1', 'balanced', 'many', 'medium', 'few']
-    lines = ['| method | ' + ' | '.join(cols) + ' |',
-             '|' + '---|' * (len(cols) + 1)]
+    lines = [
+        '| method | ' + ' | '.join(cols) + ' |', '|' + '---|' * (len(cols) + 1)
+    ]
     for name, m in results.items():
         cells = [f'{m[c]:.2f}' if c in m else 'n/a' for c in cols]
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     table = '\n'.join(lines)
-    est = ['| class | train images | log freq (centred) | ' +
-           ' | '.join(f'eta {n}' for n in estimates) + ' |',
-           '|' + '---|' * (3 + len(estimates))]
+    est = [
+        '| class | train images | log freq (centred) | ' +
+        ' | '.join(f'eta {n}' for n in estimates) + ' |',
+        '|' + '---|' * (3 + len(estimates))
+    ]
     for c, n in enumerate(counts):
-        est.append(f'| {c} | {n} | {log_freq[c]:+.2f} | ' + ' | '.join(
-            f'{e[c]:+.2f}' for e in estimates.values()) + ' |')
+        est.append(f'| {c} | {n} | {log_freq[c]:+.2f} | ' +
+                   ' | '.join(f'{e[c]:+.2f}'
+                              for e in estimates.values()) + ' |')
     est_table = '\n'.join(est)
     with open(osp.join(work_dir, 'cls_results.md'), 'w') as f:
         f.write(table + '\n\n' + est_table + '\n')
     with open(osp.join(work_dir, 'cls_results.json'), 'w') as f:
-        json.dump(dict(train_class_counts=counts, results=results,
-                       estimates={k: v.tolist()
-                                  for k, v in estimates.items()}), f,
-                  indent=2)
+        json.dump(
+            dict(
+                train_class_counts=counts,
+                results=results,
+                estimates={
+                    k: v.tolist()
+                    for k, v in estimates.items()
+                }),
+            f,
+            indent=2)
     print('\nClassification demo: DigitsLT (scikit-learn digits, rho=50), '
           f'ResNet-32; training images per class {counts}\n')
     print(table)

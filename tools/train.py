@@ -1,4 +1,4 @@
-"""Train a model from an MMSegmentation or MMPretrain config (mmseg's flags)."""
+"""Train a model from an mmseg or mmpretrain config (mmseg's flags)."""
 import argparse
 import logging
 import os
@@ -62,8 +62,9 @@ def main() -> None:
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = args.resume
 
-    runner = (Runner.from_cfg(cfg)
-              if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    runner = (
+        Runner.from_cfg(cfg)
+        if 'runner_type' not in cfg else RUNNERS.build(cfg))
     runner.train()
 
 

@@ -13,18 +13,22 @@ train_pipeline = [
 ]
 test_pipeline = [dict(type='PackInputs')]
 train_dataloader = dict(
-    batch_size=64,
+    batch_size=32,
     num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type='DigitsLT', split='train', imbalance_ratio=50,
+        type='DigitsLT',
+        split='train',
+        imbalance_ratio=50,
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=250,
     num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type='DigitsLT', split='test', imbalance_ratio=50,
+        type='DigitsLT',
+        split='test',
+        imbalance_ratio=50,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='LongTailAccuracy')
@@ -33,11 +37,11 @@ test_evaluator = val_evaluator
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=2e-4))
 param_scheduler = dict(
-    type='MultiStepLR', by_epoch=True, milestones=[48, 54], gamma=0.1)
-train_cfg = dict(by_epoch=True, max_epochs=60, val_interval=60)
+    type='MultiStepLR', by_epoch=True, milestones=[80, 90], gamma=0.1)
+train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=100)
 val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=60))
+    checkpoint=dict(type='CheckpointHook', interval=100))
 randomness = dict(seed=0, deterministic=False)

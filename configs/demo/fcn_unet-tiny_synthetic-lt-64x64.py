@@ -69,16 +69,20 @@ val_dataloader = dict(
         data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(
-    type='ClassWiseIoUMetric', iou_metrics=['mIoU', 'mDice'])
+val_evaluator = dict(type='ClassWiseIoUMetric', iou_metrics=['mIoU', 'mDice'])
 test_evaluator = val_evaluator
 
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=0.0005))
 param_scheduler = [
-    dict(type='PolyLR', eta_min=1e-4, power=0.9, by_epoch=False, begin=0,
-         end=400)
+    dict(
+        type='PolyLR',
+        eta_min=1e-4,
+        power=0.9,
+        by_epoch=False,
+        begin=0,
+        end=400)
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=400, val_interval=400)
 val_cfg = dict(type='ValLoop')

@@ -14,8 +14,10 @@ def _from_mmnpe(type_name) -> bool:
     return cls is not None and cls.__module__.startswith('mmnpe')
 
 
-def fuse_npe_classifier(cfg: Config, state_dict: Dict[str, torch.Tensor]
-                        ) -> Tuple[Config, Dict[str, torch.Tensor]]:
+def fuse_npe_classifier(
+    cfg: Config,
+    state_dict: Dict[str,
+                     torch.Tensor]) -> Tuple[Config, Dict[str, torch.Tensor]]:
     """Config and weights of the same classifier with the PEMs folded in.
 
     The ``NPEClsHead`` becomes a stock ``LinearClsHead`` whose ``fc`` is
@@ -46,9 +48,9 @@ def fuse_npe_classifier(cfg: Config, state_dict: Dict[str, torch.Tensor]
     fused_dict = copy.deepcopy(cfg.to_dict())
     new_head = {
         k: v
-        for k, v in fused_dict['model']['head'].items() if k not in (
-            'type', 'num_pems', 'sign', 'scale_factor', 'pem_loss_weight',
-            'pem_init_std')
+        for k, v in fused_dict['model']['head'].items()
+        if k not in ('type', 'num_pems', 'sign', 'scale_factor',
+                     'pem_loss_weight', 'pem_init_std')
     }
     new_head['type'] = 'LinearClsHead'
     fused_dict['model']['head'] = new_head

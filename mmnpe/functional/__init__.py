@@ -4,6 +4,6 @@ from .npe import check_scale_factor, npe_estimate, npe_logit_adjust
 from .one_way_logistic import check_sign, one_way_logistic_loss
 
 __all__ = [
-    'check_scale_factor', 'check_sign', 'fuse_npe_linear', 'npe_estimate', 'npe_logit_adjust',
-    'one_way_logistic_loss'
+    'check_scale_factor', 'check_sign', 'fuse_npe_linear', 'npe_estimate',
+    'npe_logit_adjust', 'one_way_logistic_loss'
 ]

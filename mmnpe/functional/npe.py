@@ -58,7 +58,8 @@ def npe_estimate(pem_outputs: Sequence[Tensor],
     return eta
 
 
-def npe_logit_adjust(logits: Tensor, eta: Tensor,
+def npe_logit_adjust(logits: Tensor,
+                     eta: Tensor,
                      scale_factor: float = 1.0) -> Tensor:
     """NPE-LA: ``logits - scale_factor * eta``.
 

@@ -1,4 +1,4 @@
-"""One-way logistic (OWL) loss, the training signal of the Prior Estimation Modules."""
+"""One-way logistic (OWL) loss, the training signal of the PEMs."""
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -42,9 +42,10 @@ def one_way_logistic_loss(pred: Tensor,
                         f'{target.dtype}; soft (mixup/one-hot) targets have '
                         'no single true class for the one-way loss')
     if pred.dim() < 2 or target.shape != pred.shape[:1] + pred.shape[2:]:
-        raise ValueError('pred must be (N, C) or (N, C, H, W) and target '
-                         '(N,) or (N, H, W) with matching N, H, W; got pred '
-                         f'{tuple(pred.shape)} and target {tuple(target.shape)}')
+        raise ValueError(
+            'pred must be (N, C) or (N, C, H, W) and target '
+            '(N,) or (N, H, W) with matching N, H, W; got pred '
+            f'{tuple(pred.shape)} and target {tuple(target.shape)}')
     num_classes = pred.size(1)
     valid = target != ignore_index
     bad = valid & ((target < 0) | (target >= num_classes))

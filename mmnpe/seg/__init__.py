@@ -1,7 +1,7 @@
 """MMSegmentation adapters: OWL loss, PEM heads, NPE segmentor, data sets."""
 from .datasets import SyntheticLTDataset, generate_synthetic_lt
-from .evaluation import ClassWiseIoUMetric
 from .decode_heads import PEMASPPHead, PEMDecodeHead, PEMFCNHead, PEMUPerHead
+from .evaluation import ClassWiseIoUMetric
 from .losses import OneWayLogisticLoss
 from .segmentors import NPEEncoderDecoder
 

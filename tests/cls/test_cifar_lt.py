@@ -3,19 +3,24 @@ import os
 
 import numpy as np
 import pytest
+from helpers import write_fake_cifar
 from mmpretrain.registry import DATASETS
 
-from helpers import write_fake_cifar
 from mmnpe.cls import CIFAR10LT, CIFAR100LT
 from mmnpe.cls.datasets import lt_class_counts, lt_subsample
 
 
-@pytest.mark.parametrize('num_classes,rho,total', [
-    (10, 100, 12406), (10, 200, 11203), (10, 50, 13996), (10, 10, 20431),
-    (100, 100, 10847), (100, 200, 9502), (100, 50, 12608), (100, 10, 19573)
-])
+@pytest.mark.parametrize('num_classes,rho,total', [(10, 100, 12406),
+                                                   (10, 200, 11203),
+                                                   (10, 50, 13996),
+                                                   (10, 10, 20431),
+                                                   (100, 100, 10847),
+                                                   (100, 200, 9502),
+                                                   (100, 50, 12608),
+                                                   (100, 10, 19573)])
 def test_ldam_totals_of_the_literature(num_classes, rho, total):
-    assert sum(lt_class_counts(50000 // num_classes, num_classes, rho)) == total
+    assert sum(lt_class_counts(50000 // num_classes, num_classes,
+                               rho)) == total
 
 
 def test_subsample_matches_the_ldam_reference_procedure():
@@ -29,8 +34,8 @@ def test_subsample_matches_the_ldam_reference_procedure():
         idx = np.where(labels == c)[0]
         np.random.shuffle(idx)
         reference.append(idx[:n])
-    assert np.array_equal(lt_subsample(labels, 100, seed=0),
-                          np.concatenate(reference))
+    assert np.array_equal(
+        lt_subsample(labels, 100, seed=0), np.concatenate(reference))
 
 
 def test_same_seed_same_indices_other_seed_other_indices():
@@ -47,10 +52,10 @@ def test_same_seed_same_indices_other_seed_other_indices():
 def test_reads_real_pickle_format_train_lt_test_balanced(
         tmp_path, cls, num_classes):
     root = write_fake_cifar(str(tmp_path), num_classes, train_per_class=30)
-    train = cls(data_root=root, split='train', imbalance_ratio=10,
-                verify_md5=False)
-    test = cls(data_root=root, split='test', imbalance_ratio=10,
-               verify_md5=False)
+    train = cls(
+        data_root=root, split='train', imbalance_ratio=10, verify_md5=False)
+    test = cls(
+        data_root=root, split='test', imbalance_ratio=10, verify_md5=False)
     expected = lt_class_counts(30, num_classes, 10)
     assert len(train) == sum(expected)
     assert np.bincount(train.get_gt_labels()).tolist() == expected
@@ -64,8 +69,12 @@ def test_reads_real_pickle_format_train_lt_test_balanced(
 
 def test_rho_one_is_the_full_set_and_registered(tmp_path):
     root = write_fake_cifar(str(tmp_path), 10, train_per_class=12)
-    ds = DATASETS.build(dict(type='CIFAR10LT', data_root=root,
-                             imbalance_ratio=1, verify_md5=False))
+    ds = DATASETS.build(
+        dict(
+            type='CIFAR10LT',
+            data_root=root,
+            imbalance_ratio=1,
+            verify_md5=False))
     assert len(ds) == 120
 
 
@@ -75,11 +84,12 @@ def test_real_files_are_md5_checked_by_default(tmp_path):
         CIFAR10LT(data_root=root)
 
 
-@pytest.mark.parametrize('rho', [0.5, 0, -3, math.nan, math.inf, '100',
-                                 None, True])
+@pytest.mark.parametrize('rho',
+                         [0.5, 0, -3, math.nan, math.inf, '100', None, True])
 def test_bad_imbalance_ratio(tmp_path, rho):
-    with pytest.raises(ValueError, match='imbalance_ratio must be a finite '
-                       'number >= 1'):
+    with pytest.raises(
+            ValueError, match='imbalance_ratio must be a finite '
+            'number >= 1'):
         CIFAR10LT(data_root=str(tmp_path), imbalance_ratio=rho)
 
 

@@ -6,12 +6,11 @@ import os.path as osp
 
 import pytest
 import torch
+from helpers import write_fake_cifar
 from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DATASETS, MODELS, init_default_scope
-from mmengine.dataset import pseudo_collate
-
-from helpers import write_fake_cifar
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'cifar_lt', '*', '*.py')))
@@ -22,9 +21,11 @@ CONFIGS = [c for c in CONFIGS if '_base_' not in c]
 def fake_roots(tmp_path_factory):
     root = tmp_path_factory.mktemp('cifar')
     return {
-        10: write_fake_cifar(str(root / 'c10'), 10, train_per_class=20),
-        100: write_fake_cifar(str(root / 'c100'), 100, train_per_class=4,
-                              test_per_class=1),
+        10:
+        write_fake_cifar(str(root / 'c10'), 10, train_per_class=20),
+        100:
+        write_fake_cifar(
+            str(root / 'c100'), 100, train_per_class=4, test_per_class=1),
     }
 
 
@@ -35,15 +36,14 @@ def test_the_full_grid_exists():
         for sched in ('hp1', 'hp2'):
             for rho in (200, 100, 50):
                 for m in ['ce', 'npe-la-k1', 'npe-la-k16'] + [
-                        f'pem-k{k}-train-only' for k in (0, 1, 4, 8, 16)]:
-                    assert (f'{m}_resnet32_{sched}_{ds}-lt-r{rho}.py'
-                            in names)
+                        f'pem-k{k}-train-only' for k in (0, 1, 4, 8, 16)
+                ]:
+                    assert (f'{m}_resnet32_{sched}_{ds}-lt-r{rho}.py' in names)
 
 
 @pytest.mark.parametrize(
     'path', CONFIGS, ids=lambda p: osp.relpath(p, osp.join(REPO, 'configs')))
-def test_cls_config_builds_trains_one_iteration_and_predicts(
-        path, fake_roots):
+def test_cls_config_builds_trains_one_iteration_and_predicts(path, fake_roots):
     cfg = Config.fromfile(path)
     init_default_scope(cfg.default_scope)
     name = osp.basename(path)
@@ -55,8 +55,8 @@ def test_cls_config_builds_trains_one_iteration_and_predicts(
     assert cfg.test_dataloader.dataset.imbalance_ratio == rho
     assert cfg.test_dataloader.dataset.split == 'test'
     assert cfg.test_evaluator.type == 'LongTailAccuracy'
-    assert [t['type'] for t in ds_cfg.pipeline] == [
-        'RandomCrop', 'RandomFlip', 'PackInputs']
+    assert [t['type'] for t in ds_cfg.pipeline
+            ] == ['RandomCrop', 'RandomFlip', 'PackInputs']
     head = cfg.model.head
     assert head.num_classes == num_classes
     if name.startswith('ce_'):

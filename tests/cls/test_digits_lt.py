@@ -18,10 +18,14 @@ def test_long_tailed_train_balanced_disjoint_test():
     assert np.bincount(test.get_gt_labels()).tolist() == [50] * 10
     img = train.get_data_info(0)['img']
     assert img.shape == (8, 8, 3) and img.dtype == np.uint8
-    train_imgs = {train.get_data_info(i)['img'].tobytes()
-                  for i in range(len(train))}
-    test_imgs = {test.get_data_info(i)['img'].tobytes()
-                 for i in range(len(test))}
+    train_imgs = {
+        train.get_data_info(i)['img'].tobytes()
+        for i in range(len(train))
+    }
+    test_imgs = {
+        test.get_data_info(i)['img'].tobytes()
+        for i in range(len(test))
+    }
     # sklearn digits has a few exact duplicates; the splits share almost none.
     assert len(train_imgs & test_imgs) <= 2
 

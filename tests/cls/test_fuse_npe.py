@@ -20,8 +20,12 @@ STOCK_BACKBONE_CFG = dict(
         type='ImageClassifier',
         backbone=dict(type='LeNet5', num_classes=-1),
         neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='NPEClsHead', num_classes=10, in_channels=120,
-                  num_pems=4, scale_factor=1.0)))
+        head=dict(
+            type='NPEClsHead',
+            num_classes=10,
+            in_channels=120,
+            num_pems=4,
+            scale_factor=1.0)))
 
 # Runs in a fresh interpreter that never imports mmnpe.
 STOCK_LOAD = r'''
@@ -56,15 +60,20 @@ def _centre(z):
 
 def test_fuse_tool_output_loads_in_stock_mmpretrain(tmp_path):
     cfg_path = tmp_path / 'npe_lenet.py'
-    cfg_path.write_text(''.join(
-        f'{k} = {v!r}\n' for k, v in STOCK_BACKBONE_CFG.items()))
+    cfg_path.write_text(''.join(f'{k} = {v!r}\n'
+                                for k, v in STOCK_BACKBONE_CFG.items()))
     cfg = Config.fromfile(str(cfg_path))
     model = _trained_like(cfg)
     ckpt = tmp_path / 'epoch_1.pth'
     torch.save(dict(state_dict=model.state_dict(), meta=dict(epoch=1)), ckpt)
     out_dir = tmp_path / 'fused'
-    run = subprocess.run([sys.executable, FUSE, str(cfg_path), str(ckpt),
-                          str(out_dir)], capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, FUSE,
+         str(cfg_path),
+         str(ckpt),
+         str(out_dir)],
+        capture_output=True,
+        text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     fused_cfg = out_dir / 'npe_lenet_fused.py'
     fused_ckpt = out_dir / 'epoch_1_fused.pth'
@@ -73,9 +82,15 @@ def test_fuse_tool_output_loads_in_stock_mmpretrain(tmp_path):
     x = torch.randn(16, 1, 32, 32)
     torch.save(x, tmp_path / 'x.pth')
     run = subprocess.run([
-        sys.executable, '-c', STOCK_LOAD, str(fused_cfg), str(fused_ckpt),
-        str(tmp_path / 'x.pth'), str(tmp_path / 'y.pth')
-    ], capture_output=True, text=True, cwd=str(tmp_path))
+        sys.executable, '-c', STOCK_LOAD,
+        str(fused_cfg),
+        str(fused_ckpt),
+        str(tmp_path / 'x.pth'),
+        str(tmp_path / 'y.pth')
+    ],
+                         capture_output=True,
+                         text=True,
+                         cwd=str(tmp_path))
     assert run.returncode == 0, run.stderr[-3000:]
     fused_logits = torch.load(tmp_path / 'y.pth')
     with torch.no_grad():
@@ -85,14 +100,18 @@ def test_fuse_tool_output_loads_in_stock_mmpretrain(tmp_path):
 
 
 def test_fused_config_keeps_mmnpe_for_an_mmnpe_backbone():
-    cfg = Config(dict(
-        custom_imports=dict(imports=['mmnpe']),
-        model=dict(
-            type='ImageClassifier',
-            backbone=dict(type='CifarResNet', depth=20),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='NPEClsHead', num_classes=10, in_channels=64,
-                      num_pems=16))))
+    cfg = Config(
+        dict(
+            custom_imports=dict(imports=['mmnpe']),
+            model=dict(
+                type='ImageClassifier',
+                backbone=dict(type='CifarResNet', depth=20),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(
+                    type='NPEClsHead',
+                    num_classes=10,
+                    in_channels=64,
+                    num_pems=16))))
     model = _trained_like(cfg)
     fused_cfg, fused = fuse_npe_classifier(cfg, model.state_dict())
     assert fused_cfg.custom_imports.imports == ['mmnpe']

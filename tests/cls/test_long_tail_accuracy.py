@@ -29,8 +29,8 @@ def test_thresholds_are_arguments_and_boundaries_are_medium():
     pred = np.array([0, 1, 0])
     out = LongTailAccuracy.calculate(pred, target, [100, 20, 19])
     assert out['medium'] == 100. and out['few'] == 0. and 'many' not in out
-    out = LongTailAccuracy.calculate(pred, target, [100, 20, 19],
-                                     many_threshold=50, few_threshold=10)
+    out = LongTailAccuracy.calculate(
+        pred, target, [100, 20, 19], many_threshold=50, few_threshold=10)
     assert out['many'] == 100. and out['medium'] == 50. and 'few' not in out
 
 
@@ -60,8 +60,8 @@ def test_metric_uses_dataset_train_counts():
 def test_missing_counts_is_a_clear_error():
     metric = LongTailAccuracy()
     metric.dataset_meta = dict(classes=('a', 'b'))
-    metric.process(None, [DataSample().set_gt_label(0).set_pred_label(0)
-                          .to_dict()])
+    metric.process(None,
+                   [DataSample().set_gt_label(0).set_pred_label(0).to_dict()])
     with pytest.raises(ValueError, match='needs training counts'):
         metric.evaluate(1)
 
@@ -70,8 +70,11 @@ def test_missing_counts_is_a_clear_error():
                                       (100, None)])
 def test_inverted_or_bad_thresholds_refused_when_built(many, few):
     with pytest.raises(ValueError, match='threshold'):
-        METRICS.build(dict(type='LongTailAccuracy', many_threshold=many,
-                           few_threshold=few))
+        METRICS.build(
+            dict(
+                type='LongTailAccuracy',
+                many_threshold=many,
+                few_threshold=few))
 
 
 def test_absent_class_is_nan_not_zero():

@@ -45,10 +45,10 @@ def test_loss_is_ce_plus_summed_owl_logged_separately():
     ce = nn.functional.cross_entropy(head.fc(h), labels)
     g = head.pems(h).view(4, 3, 5)
     owl = nn.functional.softplus(
-        g.gather(2, labels.view(4, 1, 1).expand(4, 3, 1))).squeeze(2)
+        g.gather(2,
+                 labels.view(4, 1, 1).expand(4, 3, 1))).squeeze(2)
     torch.testing.assert_close(losses['loss'], ce)
-    torch.testing.assert_close(losses['loss_npe'],
-                               0.5 * owl.sum(1).mean())
+    torch.testing.assert_close(losses['loss_npe'], 0.5 * owl.sum(1).mean())
 
 
 def test_pem_gradient_reaches_the_features():
@@ -68,8 +68,9 @@ def test_predict_is_npe_la():
     torch.testing.assert_close(head((h, )), expected)
     preds = head.predict((h, ))
     assert len(preds) == 6
-    assert torch.equal(torch.stack([p.pred_label for p in preds]).view(-1),
-                       expected.argmax(1))
+    assert torch.equal(
+        torch.stack([p.pred_label for p in preds]).view(-1),
+        expected.argmax(1))
 
 
 def test_scale_zero_trains_pems_but_predicts_plain():
@@ -80,8 +81,8 @@ def test_scale_zero_trains_pems_but_predicts_plain():
 
 
 def test_zero_pems_is_exactly_linear_cls_head():
-    ours = MODELS.build(dict(type='NPEClsHead', num_classes=5,
-                             in_channels=8, num_pems=0))
+    ours = MODELS.build(
+        dict(type='NPEClsHead', num_classes=5, in_channels=8, num_pems=0))
     stock = LinearClsHead(num_classes=5, in_channels=8)
     torch.manual_seed(0)
     ours.init_weights()
@@ -94,8 +95,9 @@ def test_zero_pems_is_exactly_linear_cls_head():
     s = samples([0, 1, 2, 3])
     assert torch.equal(ours(h), stock(h))
     assert ours.loss(h, s).keys() == stock.loss(h, s).keys()
-    torch.testing.assert_close(ours.loss(h, s)['loss'],
-                               stock.loss(h, s)['loss'])
+    torch.testing.assert_close(
+        ours.loss(h, s)['loss'],
+        stock.loss(h, s)['loss'])
 
 
 @pytest.mark.parametrize('k', [1, 16])

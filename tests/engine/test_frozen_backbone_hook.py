@@ -2,6 +2,7 @@ import logging
 
 import pytest
 import torch
+from helpers import tiny_runner_cfg
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
@@ -9,7 +10,6 @@ from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS as CLS_HOOKS
 from mmseg.registry import HOOKS as SEG_HOOKS
 
-from helpers import tiny_runner_cfg
 from mmnpe.engine import FrozenBackboneHook
 
 FROZEN = ('backbone', 'decode_head', 'auxiliary_head')
@@ -30,15 +30,16 @@ class ModeProbe(Hook):
 
         def record(module, args):
             if model.training:
-                self.modes.append({n: getattr(model, n).training
-                                   for n in FROZEN})
+                self.modes.append(
+                    {n: getattr(model, n).training
+                     for n in FROZEN})
 
         model.backbone.register_forward_pre_hook(record)
 
 
 def make_runner(tmp_path, synthetic_root, hooks, max_iters=3):
-    cfg = tiny_runner_cfg(str(tmp_path / 'work'), synthetic_root,
-                          max_iters=max_iters)
+    cfg = tiny_runner_cfg(
+        str(tmp_path / 'work'), synthetic_root, max_iters=max_iters)
     cfg['custom_hooks'] = [h for h in hooks if isinstance(h, dict)]
     runner = Runner.from_cfg(Config(cfg))
     for hook in hooks:
@@ -49,8 +50,8 @@ def make_runner(tmp_path, synthetic_root, hooks, max_iters=3):
 
 @pytest.mark.parametrize('registry', [SEG_HOOKS, CLS_HOOKS, HOOKS])
 def test_found_from_both_scopes(registry):
-    assert isinstance(registry.build(dict(type='FrozenBackboneHook')),
-                      FrozenBackboneHook)
+    assert isinstance(
+        registry.build(dict(type='FrozenBackboneHook')), FrozenBackboneHook)
 
 
 def test_frozen_parts_bit_identical_in_eval_mode_every_iteration(
@@ -79,22 +80,26 @@ def test_without_hook_bn_statistics_move(tmp_path, synthetic_root):
     runner.train()
     after = runner.model.state_dict()
     changed = {k for k in after if not torch.equal(probe.before[k], after[k])}
-    assert any(k.startswith('backbone.') and 'running_mean' in k
-               for k in changed)
+    assert any(
+        k.startswith('backbone.') and 'running_mean' in k for k in changed)
     assert all(all(m.values()) for m in probe.modes)
 
 
 def test_logs_frozen_and_trainable_counts(tmp_path, synthetic_root):
-    runner = make_runner(tmp_path, synthetic_root,
-                         [dict(type='FrozenBackboneHook')], max_iters=1)
+    runner = make_runner(
+        tmp_path,
+        synthetic_root, [dict(type='FrozenBackboneHook')],
+        max_iters=1)
     records = []
     handler = logging.Handler()
     handler.emit = records.append
     runner.logger.addHandler(handler)
     runner.logger.setLevel(logging.INFO)
     runner.train()
-    text = [r.getMessage() for r in records
-            if 'FrozenBackboneHook' in r.getMessage()]
+    text = [
+        r.getMessage() for r in records
+        if 'FrozenBackboneHook' in r.getMessage()
+    ]
     pem = sum(p.numel() for p in runner.model.pem_heads.parameters())
     assert text and f'trainable: {pem:,} parameters' in text[0]
     assert "['pem_heads']" in text[0]
@@ -110,9 +115,9 @@ def test_unknown_module_is_a_clear_error(tmp_path, synthetic_root):
 
 def test_nothing_left_to_train_is_a_clear_error(tmp_path, synthetic_root):
     runner = make_runner(tmp_path, synthetic_root, [
-        dict(type='FrozenBackboneHook',
-             modules=['backbone', 'decode_head', 'auxiliary_head',
-                      'pem_heads'])
+        dict(
+            type='FrozenBackboneHook',
+            modules=['backbone', 'decode_head', 'auxiliary_head', 'pem_heads'])
     ])
     with pytest.raises(ValueError, match='nothing is left to train'):
         runner.train()
@@ -120,24 +125,24 @@ def test_nothing_left_to_train_is_a_clear_error(tmp_path, synthetic_root):
 
 @pytest.mark.parametrize('modules', [[], '', [''], [3], 5])
 def test_bad_modules_argument_refused_when_built(modules):
-    with pytest.raises(ValueError, match='modules must be None or a '
-                       'non-empty list'):
+    with pytest.raises(
+            ValueError, match='modules must be None or a '
+            'non-empty list'):
         HOOKS.build(dict(type='FrozenBackboneHook', modules=modules))
 
 
 def _ddp_group(tmp_path):
     import torch.distributed as dist
-    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/pg',
-                            rank=0, world_size=1)
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path}/pg', rank=0, world_size=1)
     return dist
 
 
 def test_works_on_a_ddp_wrapped_model(tmp_path):
+    from helpers import random_seg_batch, tiny_segmentor_cfg
     from mmengine.model import MMDistributedDataParallel
     from mmengine.optim import OptimWrapper
     from mmseg.registry import MODELS
-
-    from helpers import random_seg_batch, tiny_segmentor_cfg
 
     dist = _ddp_group(tmp_path)
     try:
@@ -145,8 +150,7 @@ def test_works_on_a_ddp_wrapped_model(tmp_path):
         model.init_weights()
         # What mmengine builds for a config with find_unused_parameters=True.
         ddp = MMDistributedDataParallel(
-            module=model, broadcast_buffers=False,
-            find_unused_parameters=True)
+            module=model, broadcast_buffers=False, find_unused_parameters=True)
         runner = type('FakeRunner', (), dict(model=ddp))()
         hook = FrozenBackboneHook()
         hook.before_train(runner)
@@ -166,10 +170,9 @@ def test_works_on_a_ddp_wrapped_model(tmp_path):
 
 
 def test_ddp_without_find_unused_parameters_is_a_clear_error(tmp_path):
+    from helpers import tiny_segmentor_cfg
     from mmengine.model import MMDistributedDataParallel
     from mmseg.registry import MODELS
-
-    from helpers import tiny_segmentor_cfg
 
     dist = _ddp_group(tmp_path)
     try:

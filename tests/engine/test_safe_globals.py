@@ -4,9 +4,9 @@ import sys
 
 import pytest
 import torch
+from helpers import tiny_runner_cfg
 
 import mmnpe  # noqa: F401
-from helpers import tiny_runner_cfg
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TRAIN = osp.join(REPO, 'tools', 'train.py')
@@ -43,10 +43,14 @@ def test_train_two_iterations_then_resume_to_four(tmp_path, synthetic_root):
     work = tmp_path / 'work'
 
     def run(*extra):
-        out = subprocess.run(
-            [sys.executable, TRAIN, str(config), '--work-dir', str(work),
-             *extra],
-            capture_output=True, text=True, cwd=REPO)
+        out = subprocess.run([
+            sys.executable, TRAIN,
+            str(config), '--work-dir',
+            str(work), *extra
+        ],
+                             capture_output=True,
+                             text=True,
+                             cwd=REPO)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         return out.stdout + out.stderr
 
@@ -67,6 +71,7 @@ def test_only_history_buffer_methods_are_reachable_through_getattr(tmp_path):
     from mmengine.logging import HistoryBuffer
 
     class Evil:
+
         def __reduce__(self):
             return (getattr, (HistoryBuffer, '__init__'))
 

@@ -3,8 +3,7 @@ import math
 import pytest
 import torch
 
-from mmnpe.functional import (check_scale_factor, npe_estimate,
-                              npe_logit_adjust)
+from mmnpe.functional import check_scale_factor, npe_estimate, npe_logit_adjust
 
 
 def test_estimate_is_resigned_mean_and_centred():
@@ -47,11 +46,12 @@ def test_adjust_closed_form_and_argmax_invariance_to_centring():
         npe_logit_adjust(logits, eta, 0.2), logits - 0.2 * eta)
 
 
-@pytest.mark.parametrize('bad', [-1, -0.1, math.nan, math.inf, 'x', None,
-                                 True])
+@pytest.mark.parametrize('bad',
+                         [-1, -0.1, math.nan, math.inf, 'x', None, True])
 def test_scale_factor_must_be_finite_and_non_negative(bad):
-    with pytest.raises(ValueError, match='scale_factor must be a finite '
-                       r'number >= 0, got'):
+    with pytest.raises(
+            ValueError, match='scale_factor must be a finite '
+            r'number >= 0, got'):
         check_scale_factor(bad)
 
 

@@ -37,8 +37,13 @@ def test_dense_input_matches_flattened():
     assert dense.shape == (2, 4, 3)
     torch.testing.assert_close(dense.reshape(-1), flat)
     torch.testing.assert_close(
-        flat, F.softplus(pred.permute(0, 2, 3, 1).reshape(-1, 5).gather(
-            1, target.reshape(-1, 1)).squeeze(1)))
+        flat,
+        F.softplus(
+            pred.permute(0, 2, 3,
+                         1).reshape(-1,
+                                    5).gather(1,
+                                              target.reshape(-1,
+                                                             1)).squeeze(1)))
 
 
 def test_ignored_pixels_get_no_loss_and_no_gradient_even_if_not_finite():
@@ -76,5 +81,5 @@ def test_soft_targets_are_refused():
 
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match='matching N, H, W'):
-        one_way_logistic_loss(torch.zeros(2, 3, 4, 4),
-                              torch.zeros(2, 4, 5, dtype=torch.long))
+        one_way_logistic_loss(
+            torch.zeros(2, 3, 4, 4), torch.zeros(2, 4, 5, dtype=torch.long))

@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from helpers import NUM_CLASSES, random_seg_batch, tiny_segmentor_cfg
 from mmseg.models import SegTTAModel
 from mmseg.registry import MODELS
 
-from helpers import NUM_CLASSES, random_seg_batch, tiny_segmentor_cfg
 from mmnpe.seg import NPEEncoderDecoder
 
 
@@ -51,8 +51,10 @@ def test_training_loss_keys_and_gradients():
     model = build(pem_head=[tiny_segmentor_cfg()['pem_head']] * 2).train()
     data = model.data_preprocessor(random_seg_batch(), training=True)
     losses = model.loss(data['inputs'], data['data_samples'])
-    assert {'decode.loss_ce', 'decode.acc_seg', 'aux.loss_ce', 'aux.acc_seg',
-            'pem_0.loss_npe', 'pem_1.loss_npe'} == set(losses)
+    assert {
+        'decode.loss_ce', 'decode.acc_seg', 'aux.loss_ce', 'aux.acc_seg',
+        'pem_0.loss_npe', 'pem_1.loss_npe'
+    } == set(losses)
     total = sum(v for k, v in losses.items() if 'loss' in k)
     total.backward()
     # Not frozen: the PEM gradient reaches the backbone too.
@@ -86,8 +88,9 @@ def test_whole_inference_subtracts_scaled_estimate(alpha):
         eta = -g - (-g).mean(dim=1, keepdim=True)
         expected = model.decode_head.forward(x) - alpha * eta
         torch.testing.assert_close(model(inputs, mode='tensor'), expected)
-        torch.testing.assert_close(model.encode_decode(inputs, metas),
-                                   expected)  # same resolution here
+        torch.testing.assert_close(
+            model.encode_decode(inputs, metas),
+            expected)  # same resolution here
 
 
 def _constant_pems(model, bias):
@@ -137,13 +140,17 @@ def test_tta_inference_gets_the_correction():
     for flip in (False, True):
         batch = random_seg_batch(batch_size=2)
         for i, s in enumerate(batch['data_samples']):
-            s.set_metainfo(dict(img_path=f'{i}.png', flip=flip,
-                                flip_direction='horizontal' if flip else None))
+            s.set_metainfo(
+                dict(
+                    img_path=f'{i}.png',
+                    flip=flip,
+                    flip_direction='horizontal' if flip else None))
         if flip:
             batch['inputs'] = [x.flip(-1) for x in batch['inputs']]
         views.append(batch)
-    tta_batch = dict(inputs=[v['inputs'] for v in views],
-                     data_samples=[v['data_samples'] for v in views])
+    tta_batch = dict(
+        inputs=[v['inputs'] for v in views],
+        data_samples=[v['data_samples'] for v in views])
     with torch.no_grad():
         ours = SegTTAModel(module=model).test_step(copy.deepcopy(tta_batch))
         ref = SegTTAModel(module=shifted).test_step(copy.deepcopy(tta_batch))
@@ -177,15 +184,18 @@ def test_stock_checkpoint_loads_with_only_pem_keys_missing(tmp_path):
 
 @pytest.mark.parametrize('bad', [-1.0, math.nan, math.inf, 'big', None])
 def test_bad_scale_factor_is_refused_when_built(bad):
-    with pytest.raises(ValueError, match='scale_factor must be a finite '
-                       'number >= 0, got'):
+    with pytest.raises(
+            ValueError, match='scale_factor must be a finite '
+            'number >= 0, got'):
         MODELS.build(tiny_segmentor_cfg(scale_factor=bad))
 
 
 def test_pem_num_classes_must_match_decode_head():
     pem = dict(tiny_segmentor_cfg()['pem_head'], num_classes=NUM_CLASSES + 1)
-    with pytest.raises(ValueError, match=r'pem_head\[0\].num_classes must '
-                       r'equal the decode head\'s num_classes \(4\), got 5'):
+    with pytest.raises(
+            ValueError,
+            match=r'pem_head\[0\].num_classes must '
+            r'equal the decode head\'s num_classes \(4\), got 5'):
         MODELS.build(tiny_segmentor_cfg(pem_head=pem))
 
 

@@ -64,5 +64,6 @@ def test_bad_config_is_refused_when_built(kwargs, match):
 
 def test_label_out_of_range_names_the_value():
     with pytest.raises(ValueError, match='label 9'):
-        OneWayLogisticLoss(ignore_index=255)(
-            torch.zeros(1, 3, 2, 2), torch.tensor([[[0, 9], [1, 255]]]))
+        OneWayLogisticLoss(ignore_index=255)(torch.zeros(1, 3, 2, 2),
+                                             torch.tensor([[[0, 9], [1,
+                                                                     255]]]))

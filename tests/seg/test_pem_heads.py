@@ -1,20 +1,31 @@
 import pytest
 import torch
 import torch.nn as nn
+from helpers import random_seg_batch
 from mmseg.registry import MODELS
 
-from helpers import random_seg_batch
 from mmnpe.seg import PEMASPPHead, PEMFCNHead, PEMUPerHead
 
-FEATS = (torch.randn(2, 8, 16, 16), torch.randn(2, 16, 8, 8),
-         torch.randn(2, 32, 4, 4))
+FEATS = (torch.randn(2, 8, 16, 16), torch.randn(2, 16, 8,
+                                                8), torch.randn(2, 32, 4, 4))
 
 HEADS = {
-    'PEMFCNHead': dict(type='PEMFCNHead', in_channels=32, in_index=2),
-    'PEMASPPHead': dict(type='PEMASPPHead', in_channels=32, in_index=2,
-                        channels=8, dilations=(1, 2)),
-    'PEMUPerHead': dict(type='PEMUPerHead', in_channels=[8, 16, 32],
-                        in_index=[0, 1, 2], channels=8, pool_scales=(1, 2)),
+    'PEMFCNHead':
+    dict(type='PEMFCNHead', in_channels=32, in_index=2),
+    'PEMASPPHead':
+    dict(
+        type='PEMASPPHead',
+        in_channels=32,
+        in_index=2,
+        channels=8,
+        dilations=(1, 2)),
+    'PEMUPerHead':
+    dict(
+        type='PEMUPerHead',
+        in_channels=[8, 16, 32],
+        in_index=[0, 1, 2],
+        channels=8,
+        pool_scales=(1, 2)),
 }
 
 
@@ -66,8 +77,9 @@ def test_loss_has_owl_only_and_gradient_reaches_parameters(name):
     assert set(losses) == {'loss_npe'}  # no misleading acc_seg
     assert torch.isfinite(losses['loss_npe'])
     losses['loss_npe'].backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all()
-               for p in head.parameters())
+    assert all(
+        p.grad is not None and torch.isfinite(p.grad).all()
+        for p in head.parameters())
 
 
 def test_pem_loss_value_matches_closed_form_at_zero_output():
@@ -116,8 +128,8 @@ def test_single_output_pem_is_refused():
 
 
 def test_sign_comes_from_the_loss():
-    head = build('PEMASPPHead', loss_decode=[
-        dict(type='OneWayLogisticLoss', sign=1)])
+    head = build(
+        'PEMASPPHead', loss_decode=[dict(type='OneWayLogisticLoss', sign=1)])
     assert head.sign == 1
     assert isinstance(head, PEMASPPHead)
     assert isinstance(build('PEMUPerHead'), PEMUPerHead)

@@ -15,8 +15,8 @@ def test_layout_counts_and_long_tail(tmp_path):
             files = sorted((tmp_path / sub / split).glob('*.png'))
             assert len(files) == num
     img = mmcv.imread(str(tmp_path / 'img_dir/train/train_0000.png'))
-    ann = mmcv.imread(str(tmp_path / 'ann_dir/train/train_0000.png'),
-                      flag='unchanged')
+    ann = mmcv.imread(
+        str(tmp_path / 'ann_dir/train/train_0000.png'), flag='unchanged')
     assert img.shape == (64, 64, 3) and ann.shape == (64, 64)
     assert ann.dtype == np.uint8 and ann.max() <= 5
     train = counts['train']
@@ -27,10 +27,10 @@ def test_layout_counts_and_long_tail(tmp_path):
 
 
 def test_deterministic(tmp_path):
-    a = generate_synthetic_lt(str(tmp_path / 'a'), num_train=3, num_val=1,
-                              size=32)
-    b = generate_synthetic_lt(str(tmp_path / 'b'), num_train=3, num_val=1,
-                              size=32)
+    a = generate_synthetic_lt(
+        str(tmp_path / 'a'), num_train=3, num_val=1, size=32)
+    b = generate_synthetic_lt(
+        str(tmp_path / 'b'), num_train=3, num_val=1, size=32)
     assert all((a[k] == b[k]).all() for k in a)
     for name in ('img_dir/train/train_0002.png', 'ann_dir/val/val_0000.png'):
         assert (mmcv.imread(str(tmp_path / 'a' / name)) == mmcv.imread(
@@ -44,14 +44,16 @@ def test_classes_overlap_in_appearance(tmp_path):
     pixels, labels = [], []
     for i in range(16):
         name = f'train_{i:04d}.png'
-        pixels.append(mmcv.imread(str(tmp_path / 'img_dir/train' / name))
-                      .reshape(-1, 3).astype(float))
-        labels.append(mmcv.imread(str(tmp_path / 'ann_dir/train' / name),
-                                  flag='unchanged').ravel())
+        pixels.append(
+            mmcv.imread(str(tmp_path / 'img_dir/train' / name)).reshape(
+                -1, 3).astype(float))
+        labels.append(
+            mmcv.imread(
+                str(tmp_path / 'ann_dir/train' / name),
+                flag='unchanged').ravel())
     pixels, labels = np.concatenate(pixels), np.concatenate(labels)
     means = np.stack([pixels[labels == k].mean(0) for k in range(6)])
-    nearest = np.argmin(
-        ((pixels[:, None] - means[None])**2).sum(-1), axis=1)
+    nearest = np.argmin(((pixels[:, None] - means[None])**2).sum(-1), axis=1)
     per_class = [(nearest[labels == k] == k).mean() for k in range(1, 6)]
     assert max(per_class) < 0.9
 
@@ -61,11 +63,13 @@ def test_dataset_reads_the_layout(synthetic_root):
         dict(
             type='SyntheticLTDataset',
             data_root=synthetic_root,
-            data_prefix=dict(img_path='img_dir/train',
-                             seg_map_path='ann_dir/train'),
-            pipeline=[dict(type='LoadImageFromFile'),
-                      dict(type='LoadAnnotations'),
-                      dict(type='PackSegInputs')]))
+            data_prefix=dict(
+                img_path='img_dir/train', seg_map_path='ann_dir/train'),
+            pipeline=[
+                dict(type='LoadImageFromFile'),
+                dict(type='LoadAnnotations'),
+                dict(type='PackSegInputs')
+            ]))
     assert isinstance(ds, SyntheticLTDataset) and len(ds) == 4
     assert len(ds.metainfo['classes']) == 6
     item = ds[0]

@@ -28,7 +28,8 @@ def main() -> None:
 
     cfg = Config.fromfile(args.config)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    ckpt = CheckpointLoader.load_checkpoint(args.checkpoint, map_location='cpu')
+    ckpt = CheckpointLoader.load_checkpoint(
+        args.checkpoint, map_location='cpu')
     state_dict = ckpt.get('state_dict', ckpt)
     fused_cfg, fused = fuse_npe_classifier(cfg, state_dict)
 

@@ -46,7 +46,7 @@ class CifarResNet(BaseBackbone):
     "ResNet-32". Any input of at least 4x4 works (global pooling is left to
     the neck, e.g. mmpretrain's ``GlobalAveragePooling``).
 
-    Data flow: ``forward(): stem -> stage1 -> stage2 -> stage3 -> out_indices``.
+    Data flow: ``forward(): stem -> stage1..3 -> outputs of out_indices``.
 
     Args:
         depth (int): One of 20, 32, 44, 56, 110. Defaults to 32.
@@ -60,16 +60,21 @@ class CifarResNet(BaseBackbone):
     arch_settings = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}
     widths = (16, 32, 64)
 
-    def __init__(self,
-                 depth: int = 32,
-                 in_channels: int = 3,
-                 out_indices: Tuple[int, ...] = (2, ),
-                 frozen_stages: int = -1,
-                 init_cfg=[
-                     dict(type='Kaiming', layer='Conv2d', mode='fan_out',
-                          nonlinearity='relu'),
-                     dict(type='Constant', val=1, layer='BatchNorm2d')
-                 ]) -> None:
+    def __init__(
+        self,
+        depth: int = 32,
+        in_channels: int = 3,
+        out_indices: Tuple[int, ...] = (2, ),
+        frozen_stages: int = -1,
+        init_cfg=[
+            dict(
+                type='Kaiming',
+                layer='Conv2d',
+                mode='fan_out',
+                nonlinearity='relu'),
+            dict(type='Constant', val=1, layer='BatchNorm2d')
+        ]
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if depth not in self.arch_settings:
             raise ValueError(f'depth must be one of '
@@ -110,7 +115,7 @@ class CifarResNet(BaseBackbone):
         return self
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """(N, C_in, H, W) -> tuple of stage outputs, e.g. (N, 64, H/4, W/4)."""
+        """(N, C_in, H, W) -> stage outputs, e.g. ((N, 64, H/4, W/4), )."""
         x = F.relu(self.bn1(self.conv1(x)))
         outs = []
         for i, stage in enumerate(self.stages):

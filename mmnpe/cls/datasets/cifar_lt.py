@@ -19,7 +19,8 @@ def lt_class_counts(num_per_class: int, num_classes: int,
     ]
 
 
-def lt_subsample(labels: np.ndarray, imbalance_ratio: float,
+def lt_subsample(labels: np.ndarray,
+                 imbalance_ratio: float,
                  seed: int = 0) -> np.ndarray:
     """Indices of the long-tailed subset, LDAM protocol.
 

@@ -34,8 +34,8 @@ class DigitsLT(BaseDataset):
                  **kwargs) -> None:
         if split not in ('train', 'test'):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        if not isinstance(num_test_per_class, int) or not (
-                0 < num_test_per_class < 150):
+        if not isinstance(num_test_per_class,
+                          int) or not (0 < num_test_per_class < 150):
             raise ValueError('num_test_per_class must be an int in [1, 149], '
                              f'got {num_test_per_class!r}')
         self.split = split
@@ -72,6 +72,7 @@ class DigitsLT(BaseDataset):
         chosen = train_idx if self.split == 'train' else np.concatenate(
             test_idx)
         return [
-            dict(img=np.repeat(images[i][..., None], 3, axis=2),
-                 gt_label=int(labels[i])) for i in chosen
+            dict(
+                img=np.repeat(images[i][..., None], 3, axis=2),
+                gt_label=int(labels[i])) for i in chosen
         ]

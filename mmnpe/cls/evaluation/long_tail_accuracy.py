@@ -8,8 +8,8 @@ from mmpretrain.registry import METRICS
 
 
 def _check_thresholds(many_threshold, few_threshold) -> None:
-    for name, value in (('many_threshold', many_threshold),
-                        ('few_threshold', few_threshold)):
+    for name, value in (('many_threshold', many_threshold), ('few_threshold',
+                                                             few_threshold)):
         if isinstance(value, bool) or not isinstance(value, Real):
             raise ValueError(f'{name} must be a number, got {value!r}')
     if few_threshold >= many_threshold:
@@ -74,7 +74,9 @@ class LongTailAccuracy(BaseMetric):
                               self.few_threshold)
 
     @staticmethod
-    def calculate(pred, target, class_counts: Sequence[int],
+    def calculate(pred,
+                  target,
+                  class_counts: Sequence[int],
                   many_threshold: float = 100,
                   few_threshold: float = 20) -> Dict[str, object]:
         """Compute the long-tail accuracies (in %).
@@ -104,8 +106,9 @@ class LongTailAccuracy(BaseMetric):
                              f'one shape, got {pred.shape} and {target.shape}')
         num_classes = len(counts)
         if target.size and (target.min() < 0 or target.max() >= num_classes):
-            raise ValueError(f'target holds labels outside [0, {num_classes - 1}]'
-                             f' (class_counts has {num_classes} entries)')
+            raise ValueError(
+                f'target holds labels outside [0, {num_classes - 1}]'
+                f' (class_counts has {num_classes} entries)')
         correct = pred == target
         per_class = np.full(num_classes, np.nan)
         for c in range(num_classes):
@@ -113,8 +116,9 @@ class LongTailAccuracy(BaseMetric):
             if mask.any():
                 per_class[c] = correct[mask].mean() * 100
         seen = ~np.isnan(per_class)
-        result = dict(top1=float(correct.mean() * 100),
-                      balanced=float(np.nanmean(per_class)))
+        result = dict(
+            top1=float(correct.mean() * 100),
+            balanced=float(np.nanmean(per_class)))
         groups = dict(
             many=counts > many_threshold,
             medium=(counts >= few_threshold) & (counts <= many_threshold),

@@ -1,4 +1,4 @@
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import torch
 import torch.nn as nn
@@ -6,9 +6,8 @@ from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from mmnpe.functional import (check_scale_factor, check_sign,
-                              fuse_npe_linear, npe_estimate,
-                              npe_logit_adjust)
+from mmnpe.functional import (check_scale_factor, check_sign, fuse_npe_linear,
+                              npe_estimate, npe_logit_adjust)
 
 
 @MODELS.register_module()
@@ -51,16 +50,17 @@ class NPEClsHead(LinearClsHead):
                  pem_loss_weight: float = 1.0,
                  pem_init_std: float = 0.001,
                  **kwargs) -> None:
-        if isinstance(num_pems, bool) or not isinstance(
-                num_pems, int) or num_pems < 0:
+        if isinstance(num_pems,
+                      bool) or not isinstance(num_pems, int) or num_pems < 0:
             raise ValueError(
                 f'num_pems must be an integer >= 0, got {num_pems!r}')
-        if isinstance(num_classes, bool) or not isinstance(
-                num_classes, int) or num_classes < 2:
+        if isinstance(
+                num_classes,
+                bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError('num_classes must be an int > 1 (one output per '
                              f'class), got {num_classes!r}')
-        if not (isinstance(pem_loss_weight, (int, float))
-                and pem_loss_weight >= 0):
+        if not (isinstance(pem_loss_weight,
+                           (int, float)) and pem_loss_weight >= 0):
             raise ValueError('pem_loss_weight must be a number >= 0, got '
                              f'{pem_loss_weight!r}')
         self.sign = check_sign(sign)
@@ -131,9 +131,10 @@ class NPEClsHead(LinearClsHead):
             fc.load_state_dict(self.fc.state_dict())
             return fc
         k, c, d = self.num_pems, self.num_classes, self.in_channels
-        weight, bias = fuse_npe_linear(
-            self.fc.weight, self.fc.bias, self.pems.weight.view(k, c, d),
-            self.pems.bias.view(k, c), self.sign, self.scale_factor)
+        weight, bias = fuse_npe_linear(self.fc.weight, self.fc.bias,
+                                       self.pems.weight.view(k, c, d),
+                                       self.pems.bias.view(k, c), self.sign,
+                                       self.scale_factor)
         fc.weight.data.copy_(weight)
         fc.bias.data.copy_(bias)
         return fc

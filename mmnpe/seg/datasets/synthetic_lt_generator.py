@@ -14,8 +14,8 @@ def _smooth_noise(rng: np.random.Generator, size: int, std: float,
                   cell: int) -> np.ndarray:
     """Low-frequency noise field (size, size, 3): blocky noise, upsampled."""
     coarse = rng.normal(0, std, (size // cell + 2, size // cell + 2, 3))
-    return mmcv.imresize(coarse.astype(np.float32), (size, size),
-                         interpolation='bicubic')
+    return mmcv.imresize(
+        coarse.astype(np.float32), (size, size), interpolation='bicubic')
 
 
 def generate_synthetic_lt(data_root: str,
@@ -45,7 +45,8 @@ def generate_synthetic_lt(data_root: str,
         dict: ``{'train': counts, 'val': counts}``, pixels per class.
     """
     if size % 16 or size < 32:
-        raise ValueError(f'size must be a multiple of 16 and >= 32, got {size}')
+        raise ValueError(
+            f'size must be a multiple of 16 and >= 32, got {size}')
     if sum(area_shares) >= 1 or min(area_shares) <= 0:
         raise ValueError('area_shares must be positive and sum to < 1, got '
                          f'{tuple(area_shares)}')
@@ -79,8 +80,9 @@ def generate_synthetic_lt(data_root: str,
             for k in range(1, num_classes):
                 mask = label == k
                 if mask.any():
-                    img[mask] = (means[k] + rng.normal(0, 17., 3) +
-                                 _smooth_noise(rng, size, 6., 4)[mask])
+                    img[mask] = (
+                        means[k] + rng.normal(0, 17., 3) +
+                        _smooth_noise(rng, size, 6., 4)[mask])
             img += rng.normal(0, 8., img.shape)
             img = np.clip(img, 0, 255).astype(np.uint8)
             name = f'{split}_{i:04d}.png'

@@ -59,8 +59,9 @@ class PEMDecodeHead(BaseDecodeHead):
             raise ValueError(
                 f'{name}: norm_cfg must be None (normalisation would erase '
                 f'the scale that carries the prior), got {norm_cfg!r}')
-        if isinstance(num_classes, bool) or not isinstance(
-                num_classes, int) or num_classes < 2:
+        if isinstance(
+                num_classes,
+                bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f'{name}: num_classes must be an int > 1 (one '
                              f'output per class), got {num_classes!r}')
         if out_channels not in (None, num_classes):

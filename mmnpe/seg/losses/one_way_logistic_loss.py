@@ -26,7 +26,8 @@ class OneWayLogisticLoss(nn.Module):
         reduction (str): 'none', 'mean' or 'sum'. Defaults to 'mean'.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
         ignore_index (int): Label that gets no loss and no gradient; a head's
-            ``ignore_index`` passed at call time wins. Defaults to -100 (as mmseg's CE; segmentation heads pass 255).
+            ``ignore_index`` passed at call time wins. Defaults to -100 (as
+            mmseg's CE; segmentation heads pass their 255).
         loss_name (str): Name in the log; must start with ``loss_`` to be
             back-propagated. Defaults to 'loss_npe'.
     """

@@ -6,11 +6,10 @@ from mmengine.model import ModuleList
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
-from mmseg.utils import (ConfigType, OptSampleList, SampleList, add_prefix)
+from mmseg.utils import ConfigType, OptSampleList, SampleList, add_prefix
 from torch import Tensor
 
-from mmnpe.functional import (check_scale_factor, npe_estimate,
-                              npe_logit_adjust)
+from mmnpe.functional import check_scale_factor, npe_estimate, npe_logit_adjust
 
 
 def _has_trainable(module: Optional[nn.Module]) -> bool:
@@ -86,8 +85,10 @@ class NPEEncoderDecoder(EncoderDecoder):
         size = outs[0].shape[2:]
         outs = [
             o if o.shape[2:] == size else resize(
-                o, size=size, mode='bilinear', align_corners=self.align_corners)
-            for o in outs
+                o,
+                size=size,
+                mode='bilinear',
+                align_corners=self.align_corners) for o in outs
         ]
         return npe_estimate(outs, [head.sign for head in self.pem_heads])
 
@@ -128,14 +129,15 @@ class NPEEncoderDecoder(EncoderDecoder):
         features_train = _has_trainable(self.backbone) or _has_trainable(
             getattr(self, 'neck', None))
         # Frozen features: no autograd graph through backbone and neck.
-        with torch.set_grad_enabled(features_train and torch.is_grad_enabled()):
+        with torch.set_grad_enabled(features_train
+                                    and torch.is_grad_enabled()):
             x = self.extract_feat(inputs)
 
         losses = dict()
         if features_train or _has_trainable(self.decode_head):
             losses.update(self._decode_head_forward_train(x, data_samples))
-        if self.with_auxiliary_head and (
-                features_train or _has_trainable(self.auxiliary_head)):
+        if self.with_auxiliary_head and (features_train or _has_trainable(
+                self.auxiliary_head)):
             losses.update(self._auxiliary_head_forward_train(x, data_samples))
 
         many = len(self.pem_heads) > 1

@@ -4,7 +4,12 @@
 _base_ = './cifar10_hp2.py'
 optim_wrapper = dict(optimizer=dict(lr=0.4))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=5,
-         convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=0.01,
+        by_epoch=True,
+        begin=0,
+        end=5,
+        convert_to_iter_based=True),
     dict(type='MultiStepLR', by_epoch=True, milestones=[160, 180], gamma=0.1)
 ]

@@ -27,16 +27,30 @@ def _time(fn) -> float:
 
 
 def paired_ratio(fn_a, fn_b, fn_b2, reps: int, warmup: int = 2):
-    """Median(A) / median(B) and median(B2) / median(B), interleaved."""
+    """Median(A) / median(B) and the A/A control median(B2) / median(B).
+
+    The three run interleaved, and their order rotates every repetition so
+    that no one of them always runs first (a position bias that otherwise
+    shows in the A/A control).
+    """
+    fns = [fn_a, fn_b, fn_b2]
     for _ in range(warmup):
-        fn_a(), fn_b(), fn_b2()
-    ta, tb, tb2 = [], [], []
-    for _ in range(reps):
-        ta.append(_time(fn_a))
-        tb.append(_time(fn_b))
-        tb2.append(_time(fn_b2))
-    mb = statistics.median(tb)
-    return statistics.median(ta) / mb, statistics.median(tb2) / mb, mb
+        for fn in fns:
+            fn()
+    times = [[], [], []]
+    for rep in range(reps):
+        for i in range(3):
+            j = (i + rep) % 3
+            times[j].append(_time(fns[j]))
+    ta, tb, tb2 = (statistics.median(t) for t in times)
+    return ta / tb, tb2 / tb, tb
+
+
+def _fresh(*models):
+    """Deep copies of the models: every arm then holds memory allocated the
+    same way (a model used as built measured ~2 % slower than its own deep
+    copy here, which would bias the ratios)."""
+    return [copy.deepcopy(m) for m in models]
 
 
 def _cls_model(num_pems: int):
@@ -73,9 +87,8 @@ def bench_cls_train(reps: int) -> str:
 
         return step
 
-    a = step_fn(_cls_model(16).train())
-    b = step_fn(_cls_model(0).train())
-    b2 = step_fn(_cls_model(0).train())
+    npe, plain = _fresh(_cls_model(16).train(), _cls_model(0).train())
+    a, b, b2 = step_fn(npe), step_fn(plain), step_fn(copy.deepcopy(plain))
     r, aa, base = paired_ratio(a, b, b2, reps)
     return (f'cls_train  ResNet-32 step, 16 PEMs / 0 PEMs (batch 128): '
             f'{r:.3f}  (A/A {aa:.3f}; baseline {base * 1e3:.0f} ms)  '
@@ -93,8 +106,7 @@ def bench_cls_fused(reps: int) -> str:
         for k, v in npe.state_dict().items() if 'pems' not in k
     })
     fused.head.fc = npe.head.fuse()
-    plain = _cls_model(0).eval()
-    plain2 = copy.deepcopy(plain)
+    fused, plain, plain2 = _fresh(fused, *[_cls_model(0).eval()] * 2)
     x = torch.randn(256, 3, 32, 32)
     with torch.no_grad():
         same = torch.equal(
@@ -108,7 +120,7 @@ def bench_cls_fused(reps: int) -> str:
             'goal 1.00 +- 0.01')
 
 
-def _seg_models(frozen: bool = False):
+def _seg_models():
     from mmengine.config import Config
     from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
@@ -123,7 +135,7 @@ def _seg_models(frozen: bool = False):
     stock_cfg.pop('scale_factor')
     stock = revert_sync_batchnorm(MODELS.build(stock_cfg))
     stock.load_state_dict(npe.state_dict(), strict=False)
-    return npe, stock, copy.deepcopy(stock)
+    return _fresh(npe, stock, stock)
 
 
 def bench_seg_infer(reps: int) -> str:

@@ -10,6 +10,7 @@ from mmseg.utils import ConfigType, OptSampleList, SampleList, add_prefix
 from torch import Tensor
 
 from mmnpe.functional import check_scale_factor, npe_estimate, npe_logit_adjust
+from mmnpe.seg.decode_heads import PEMDecodeHead
 
 
 def _has_trainable(module: Optional[nn.Module]) -> bool:
@@ -77,7 +78,13 @@ class NPEEncoderDecoder(EncoderDecoder):
                     f'pem_head[{k}].num_classes must equal the decode '
                     f'head\'s num_classes ({self.num_classes}), got '
                     f'{cfg.get("num_classes")!r}')
-            self.pem_heads.append(MODELS.build(cfg))
+            head = MODELS.build(cfg)
+            if not isinstance(head, PEMDecodeHead):
+                raise TypeError(
+                    f'pem_head[{k}] must build a PEMDecodeHead (PEMFCNHead, '
+                    'PEMASPPHead, PEMUPerHead ...), whose output is trained '
+                    f'as a prior estimate; got {type(head).__name__}')
+            self.pem_heads.append(head)
 
     def estimate_prior(self, x: Sequence[Tensor]) -> Tensor:
         """NPE estimate ``eta`` from the features, (N, C, h, w), centred."""

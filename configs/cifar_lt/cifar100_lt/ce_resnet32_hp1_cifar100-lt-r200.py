@@ -1,4 +1,5 @@
-# CE, plain linear classifier; ResNet-32, HP1 (large-batch reconstruction, see README), CIFAR100-LT rho=200.
+# CE, plain linear classifier; ResNet-32, HP1 (large-batch reconstruction, see
+# README), CIFAR100-LT rho=200.
 _base_ = [
     '../_base_/models/resnet32_ce.py', '../_base_/datasets/cifar100_lt.py',
     '../_base_/schedules/cifar100_hp1.py'

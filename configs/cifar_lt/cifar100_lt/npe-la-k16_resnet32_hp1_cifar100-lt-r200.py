@@ -1,4 +1,5 @@
-# NPE-LA with 16 PEMs; ResNet-32, HP1 (large-batch reconstruction, see README), CIFAR100-LT rho=200.
+# NPE-LA with 16 PEMs; ResNet-32, HP1 (large-batch reconstruction, see README),
+# CIFAR100-LT rho=200.
 _base_ = [
     '../_base_/models/resnet32_npe.py', '../_base_/datasets/cifar100_lt.py',
     '../_base_/schedules/cifar100_hp1.py'

@@ -1,4 +1,5 @@
-# NPE-LA with 1 PEM; ResNet-32, HP2 (authors' public schedule), CIFAR100-LT rho=50.
+# NPE-LA with 1 PEM; ResNet-32, HP2 (authors' public schedule), CIFAR100-LT
+# rho=50.
 _base_ = [
     '../_base_/models/resnet32_npe.py', '../_base_/datasets/cifar100_lt.py',
     '../_base_/schedules/cifar100_hp2.py'

@@ -1,4 +1,5 @@
-# Table 3 ablation: 4 PEMs trained (OWL reaches the backbone), plain classifier at test; ResNet-32, HP2 (authors' public schedule), CIFAR100-LT rho=200.
+# Table 3 ablation: 4 PEMs trained (OWL reaches the backbone), plain classifier
+# at test; ResNet-32, HP2 (authors' public schedule), CIFAR100-LT rho=200.
 _base_ = [
     '../_base_/models/resnet32_npe.py', '../_base_/datasets/cifar100_lt.py',
     '../_base_/schedules/cifar100_hp2.py'

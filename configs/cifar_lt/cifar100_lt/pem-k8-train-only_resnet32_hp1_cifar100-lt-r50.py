@@ -1,4 +1,6 @@
-# Table 3 ablation: 8 PEMs trained (OWL reaches the backbone), plain classifier at test; ResNet-32, HP1 (large-batch reconstruction, see README), CIFAR100-LT rho=50.
+# Table 3 ablation: 8 PEMs trained (OWL reaches the backbone), plain classifier
+# at test; ResNet-32, HP1 (large-batch reconstruction, see README), CIFAR100-LT
+# rho=50.
 _base_ = [
     '../_base_/models/resnet32_npe.py', '../_base_/datasets/cifar100_lt.py',
     '../_base_/schedules/cifar100_hp1.py'

@@ -1,4 +1,5 @@
-# CE, plain linear classifier; ResNet-32, HP1 (large-batch reconstruction, see README), CIFAR10-LT rho=50.
+# CE, plain linear classifier; ResNet-32, HP1 (large-batch reconstruction, see
+# README), CIFAR10-LT rho=50.
 _base_ = [
     '../_base_/models/resnet32_ce.py', '../_base_/datasets/cifar10_lt.py',
     '../_base_/schedules/cifar10_hp1.py'

@@ -1,4 +1,5 @@
-# CE, plain linear classifier; ResNet-32, HP2 (authors' public schedule), CIFAR10-LT rho=100.
+# CE, plain linear classifier; ResNet-32, HP2 (authors' public schedule),
+# CIFAR10-LT rho=100.
 _base_ = [
     '../_base_/models/resnet32_ce.py', '../_base_/datasets/cifar10_lt.py',
     '../_base_/schedules/cifar10_hp2.py'

@@ -1,4 +1,5 @@
-# NPE-LA with 1 PEM; ResNet-32, HP2 (authors' public schedule), CIFAR10-LT rho=100.
+# NPE-LA with 1 PEM; ResNet-32, HP2 (authors' public schedule), CIFAR10-LT
+# rho=100.
 _base_ = [
     '../_base_/models/resnet32_npe.py', '../_base_/datasets/cifar10_lt.py',
     '../_base_/schedules/cifar10_hp2.py'

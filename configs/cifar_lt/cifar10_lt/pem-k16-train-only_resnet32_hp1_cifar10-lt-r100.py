@@ -1,4 +1,6 @@
-# Table 3 ablation: 16 PEMs trained (OWL reaches the backbone), plain classifier at test; ResNet-32, HP1 (large-batch reconstruction, see README), CIFAR10-LT rho=100.
+# Table 3 ablation: 16 PEMs trained (OWL reaches the backbone), plain
+# classifier at test; ResNet-32, HP1 (large-batch reconstruction, see README),
+# CIFAR10-LT rho=100.
 _base_ = [
     '../_base_/models/resnet32_npe.py', '../_base_/datasets/cifar10_lt.py',
     '../_base_/schedules/cifar10_hp1.py'

@@ -1,4 +1,6 @@
-# Table 3 ablation: 16 PEMs trained (OWL reaches the backbone), plain classifier at test; ResNet-32, HP2 (authors' public schedule), CIFAR10-LT rho=200.
+# Table 3 ablation: 16 PEMs trained (OWL reaches the backbone), plain
+# classifier at test; ResNet-32, HP2 (authors' public schedule), CIFAR10-LT
+# rho=200.
 _base_ = [
     '../_base_/models/resnet32_npe.py', '../_base_/datasets/cifar10_lt.py',
     '../_base_/schedules/cifar10_hp2.py'

@@ -108,3 +108,24 @@ def test_corrupt_file_names_the_path(tmp_path):
         f.write(b'not a pickle')
     with pytest.raises(RuntimeError, match='data_batch_3'):
         CIFAR10LT(data_root=root, verify_md5=False)
+
+
+def test_download_true_fetches_when_missing(tmp_path, monkeypatch):
+    """download=True calls the archive download (mocked: no network here)
+    and then reads what it extracted; download=False never does."""
+    import mmnpe.cls.datasets.cifar_lt as cifar_lt
+    calls = []
+
+    def fake_download(url, root, filename, md5):
+        calls.append((url, filename))
+        write_fake_cifar(root, 10)
+
+    monkeypatch.setattr(cifar_lt, 'download_and_extract_archive',
+                        fake_download)
+    ds = CIFAR10LT(data_root=str(tmp_path / 'd'), download=True,
+                   verify_md5=False, imbalance_ratio=1)
+    assert calls == [(CIFAR10LT.url, 'cifar-10-python.tar.gz')]
+    assert len(ds) == 300
+    with pytest.raises(RuntimeError, match='no data at'):
+        CIFAR10LT(data_root=str(tmp_path / 'e'), verify_md5=False)
+    assert len(calls) == 1

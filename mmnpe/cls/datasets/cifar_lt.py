@@ -4,9 +4,11 @@ import pickle
 from numbers import Real
 from typing import List
 
+import mmengine.dist as dist
 import numpy as np
 from mmengine.fileio import exists, join_path
 from mmpretrain.datasets import CIFAR10, CIFAR100
+from mmpretrain.datasets.utils import download_and_extract_archive
 from mmpretrain.registry import DATASETS
 
 
@@ -127,6 +129,14 @@ class _LTMixin:
 
     def load_data_list(self) -> list:
         """Load the split, each file once; subsample the train split."""
+        if self.download:
+            if dist.is_main_process() and not self._check_integrity():
+                download_and_extract_archive(
+                    self.url,
+                    self.data_prefix['root'],
+                    filename=self.filename,
+                    md5=self.tgz_md5)
+            dist.barrier()
         if not osp.isdir(self._folder()):
             raise RuntimeError(f'{type(self).__name__}: no data at '
                                f'{self._folder()}; {self._how_to_get()}')

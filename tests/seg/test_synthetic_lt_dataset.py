@@ -80,7 +80,8 @@ def test_dataset_reads_the_layout(synthetic_root):
 
 @pytest.mark.parametrize('kwargs,match', [
     (dict(size=40), 'multiple of 16'),
-    (dict(area_shares=(0.6, 0.5)), 'sum to < 1'),
+    (dict(area_shares=(0.6, 0.5, 0.1, 0.1, 0.1)), 'sum to < 1'),
+    (dict(area_shares=(0.1, 0.1)), 'must have 5 entries'),
 ])
 def test_bad_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -5,6 +5,8 @@ from typing import Dict, Sequence
 import mmcv
 import numpy as np
 
+from .synthetic_lt_dataset import SyntheticLTDataset
+
 # Share of image area each class covers on average (background takes the
 # rest, ~0.73): the most/least frequent pixel ratio is ~90.
 DEFAULT_AREA_SHARES = (0.12, 0.07, 0.045, 0.025, 0.008)
@@ -47,6 +49,11 @@ def generate_synthetic_lt(data_root: str,
     if size % 16 or size < 32:
         raise ValueError(
             f'size must be a multiple of 16 and >= 32, got {size}')
+    num_fg = len(SyntheticLTDataset.METAINFO['classes']) - 1
+    if len(area_shares) != num_fg:
+        raise ValueError(f'area_shares must have {num_fg} entries (classes '
+                         f'1..{num_fg} of SyntheticLTDataset), got '
+                         f'{len(area_shares)}')
     if sum(area_shares) >= 1 or min(area_shares) <= 0:
         raise ValueError('area_shares must be positive and sum to < 1, got '
                          f'{tuple(area_shares)}')

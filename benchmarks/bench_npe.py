@@ -12,12 +12,15 @@ identical argmax, seg_infer <= 1.02, seg_frozen <= 0.35.
 """
 import argparse
 import copy
+import os.path as osp
 import statistics
 import time
 
 import torch
 
 import mmnpe  # noqa: F401
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def _time(fn) -> float:
@@ -54,7 +57,9 @@ def _fresh(*models):
 
 
 def _cls_model(num_pems: int):
+    from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
     head = dict(type='LinearClsHead', num_classes=100, in_channels=64)
     if num_pems:
         head = dict(
@@ -125,7 +130,8 @@ def _seg_models():
     from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
-    cfg = Config.fromfile('configs/npe/unet_stare_pem_fcn_s1.py')
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs/npe/unet_stare_pem_fcn_s1.py'))
     init_default_scope('mmseg')
     torch.manual_seed(0)
     npe = revert_sync_batchnorm(MODELS.build(cfg.model))
@@ -160,19 +166,35 @@ def bench_seg_infer(reps: int) -> str:
 
 
 def bench_seg_frozen(reps: int) -> str:
-    import sys
 
     from mmengine.optim import OptimWrapper
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
 
     from mmnpe.engine import FrozenBackboneHook
-    sys.path.insert(0, 'tests')
-    from helpers import random_seg_batch
 
     frozen, full, full2 = _seg_models()
     runner = type('R', (), dict(model=frozen))()
     hook = FrozenBackboneHook()
     hook.before_train(runner)
-    batch = random_seg_batch(batch_size=4, size=128, num_classes=2)
+    g = torch.Generator().manual_seed(0)
+    meta = dict(
+        img_shape=(128, 128),
+        ori_shape=(128, 128),
+        pad_shape=(128, 128),
+        padding_size=[0, 0, 0, 0])
+    batch = dict(
+        inputs=[
+            torch.randint(
+                0, 256, (3, 128, 128), generator=g, dtype=torch.uint8)
+            for _ in range(4)
+        ],
+        data_samples=[
+            SegDataSample(
+                gt_sem_seg=PixelData(
+                    data=torch.randint(0, 2, (1, 128, 128), generator=g)),
+                metainfo=meta) for _ in range(4)
+        ])
 
     def step_fn(model, freeze=False):
         wrapper = OptimWrapper(

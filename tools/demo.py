@@ -228,9 +228,7 @@ def _mean_estimate(runner: Runner) -> np.ndarray:
             data = model.data_preprocessor(batch, False)
             feats = model.extract_feat(data['inputs'])
             head = model.head
-            outs = head.pem_outputs(head.pre_logits(feats))
-            eta = head.sign * outs.mean(dim=1)
-            etas.append(eta - eta.mean(dim=1, keepdim=True))
+            etas.append(head.estimate_prior(head.pre_logits(feats)))
     return torch.cat(etas).mean(dim=0).numpy()
 
 

@@ -96,8 +96,13 @@ class NPEClsHead(LinearClsHead):
         logits = self.fc(pre_logits)
         if not self.num_pems or self.scale_factor == 0:
             return logits
-        eta = npe_estimate(self.pem_outputs(pre_logits).unbind(1), self.sign)
-        return npe_logit_adjust(logits, eta, self.scale_factor)
+        return npe_logit_adjust(logits, self.estimate_prior(pre_logits),
+                                self.scale_factor)
+
+    def estimate_prior(self, pre_logits: torch.Tensor) -> torch.Tensor:
+        """NPE estimate ``eta`` of the pooled features (N, D), (N, C),
+        centred over classes."""
+        return npe_estimate(self.pem_outputs(pre_logits).unbind(1), self.sign)
 
     def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> dict:

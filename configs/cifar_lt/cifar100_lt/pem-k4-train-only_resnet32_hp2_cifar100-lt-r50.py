@@ -1,10 +1,10 @@
 # Table 3 ablation: 4 PEMs trained (OWL reaches the backbone), plain classifier
-# at test; ResNet-32, HP2 (authors' public schedule), CIFAR100-LT rho=50.
+# at test; ResNet-32, HP-2 (paper Table 1), CIFAR100-LT rho=50.
 _base_ = [
     '../_base_/models/resnet32_npe.py', '../_base_/datasets/cifar100_lt.py',
-    '../_base_/schedules/cifar100_hp2.py'
+    '../_base_/schedules/hp2.py'
 ]
 model = dict(head=dict(num_classes=100, num_pems=4, scale_factor=0.0))
-train_dataloader = dict(dataset=dict(imbalance_ratio=50))
+train_dataloader = dict(batch_size=64, dataset=dict(imbalance_ratio=50))
 val_dataloader = dict(dataset=dict(imbalance_ratio=50))
 test_dataloader = dict(dataset=dict(imbalance_ratio=50))

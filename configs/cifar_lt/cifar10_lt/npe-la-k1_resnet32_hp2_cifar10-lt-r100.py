@@ -1,10 +1,9 @@
-# NPE-LA with 1 PEM; ResNet-32, HP2 (authors' public schedule), CIFAR10-LT
-# rho=100.
+# NPE-LA with 1 PEM; ResNet-32, HP-2 (paper Table 1), CIFAR10-LT rho=100.
 _base_ = [
     '../_base_/models/resnet32_npe.py', '../_base_/datasets/cifar10_lt.py',
-    '../_base_/schedules/cifar10_hp2.py'
+    '../_base_/schedules/hp2.py'
 ]
 model = dict(head=dict(num_classes=10, num_pems=1, scale_factor=1.0))
-train_dataloader = dict(dataset=dict(imbalance_ratio=100))
+train_dataloader = dict(batch_size=64, dataset=dict(imbalance_ratio=100))
 val_dataloader = dict(dataset=dict(imbalance_ratio=100))
 test_dataloader = dict(dataset=dict(imbalance_ratio=100))

@@ -1,11 +1,10 @@
 # Table 3 ablation: 16 PEMs trained (OWL reaches the backbone), plain
-# classifier at test; ResNet-32, HP1 (large-batch reconstruction, see README),
-# CIFAR10-LT rho=100.
+# classifier at test; ResNet-32, HP-1 (paper Table 1), CIFAR10-LT rho=100.
 _base_ = [
     '../_base_/models/resnet32_npe.py', '../_base_/datasets/cifar10_lt.py',
-    '../_base_/schedules/cifar10_hp1.py'
+    '../_base_/schedules/hp1.py'
 ]
 model = dict(head=dict(num_classes=10, num_pems=16, scale_factor=0.0))
-train_dataloader = dict(batch_size=512, dataset=dict(imbalance_ratio=100))
+train_dataloader = dict(batch_size=128, dataset=dict(imbalance_ratio=100))
 val_dataloader = dict(dataset=dict(imbalance_ratio=100))
 test_dataloader = dict(dataset=dict(imbalance_ratio=100))

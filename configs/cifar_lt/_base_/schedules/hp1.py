@@ -1,6 +1,9 @@
-# HP-2, the authors' public CIFAR-10-LT schedule: batch 128, SGD momentum 0.9,
-# lr 0.1, wd 2e-4, 200 epochs, x0.1 at 160 and 180; the last checkpoint is
-# the one evaluated (no best-epoch selection).
+# HP-1 of the NPE paper (Table 1, after the LDAM paper), for CIFAR-10-LT and
+# CIFAR-100-LT alike: SGD momentum 0.9, lr 0.1, batch 128 (the leaf configs
+# set train_dataloader.batch_size), weight decay 2e-4, 200 epochs, x0.1 at
+# epochs 160 and 180, no warm-up -- as the authors' code. LDAM's own code
+# differs (5 warm-up epochs, x0.01 steps); this file is not that schedule.
+# The last checkpoint is the one evaluated (no best-epoch selection).
 _base_ = 'mmpretrain::_base_/default_runtime.py'
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=2e-4))

@@ -1,4 +1,8 @@
-from .hooks import FrozenBackboneHook
+from .hooks import FrozenBackboneHook, StageTwoHook, reinit_module
 from .safe_globals import register_safe_globals
+from .samplers import ClassBalancedSampler
 
-__all__ = ['FrozenBackboneHook', 'register_safe_globals']
+__all__ = [
+    'ClassBalancedSampler', 'FrozenBackboneHook', 'StageTwoHook',
+    'register_safe_globals', 'reinit_module'
+]

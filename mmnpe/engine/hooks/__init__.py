@@ -1,3 +1,4 @@
 from .frozen_backbone_hook import FrozenBackboneHook
+from .stage_two_hook import StageTwoHook, reinit_module
 
-__all__ = ['FrozenBackboneHook']
+__all__ = ['FrozenBackboneHook', 'StageTwoHook', 'reinit_module']

@@ -1,3 +1,4 @@
+from .class_counts_hook import ClassCountsHook
 from .frozen_backbone_hook import FrozenBackboneHook
 
-__all__ = ['FrozenBackboneHook']
+__all__ = ['ClassCountsHook', 'FrozenBackboneHook']

@@ -83,8 +83,7 @@ class ClassCountsMixin:
         return self.class_counts.numel() > 0 and bool(
             self.class_counts.sum() > 0)
 
-    def set_class_counts(self, counts: Union[Sequence[float],
-                                             Tensor]) -> None:
+    def set_class_counts(self, counts: Union[Sequence[float], Tensor]) -> None:
         """Validate ``counts`` and copy them into the buffer.
 
         Args:
@@ -129,8 +128,8 @@ class ClassCountsMixin:
                 f'{counts.numel()} entries but {what} has {num}')
         return counts
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys,
                               error_msgs) -> None:
         key = prefix + 'class_counts'
         incoming = state_dict.get(key)
@@ -139,7 +138,8 @@ class ClassCountsMixin:
                     self.class_counts.numel() == 0):
                 # Built without knowing C (a loss): take the saved shape.
                 self.class_counts = torch.zeros_like(
-                    incoming, dtype=torch.float64,
+                    incoming,
+                    dtype=torch.float64,
                     device=self.class_counts.device)
             elif (self.has_class_counts and not self.class_counts_from_dataset
                   and incoming.shape == self.class_counts.shape

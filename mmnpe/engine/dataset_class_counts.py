@@ -160,16 +160,15 @@ def count_dataset_classes(dataset, progress: bool = False) -> dict:
         raise ValueError(f'{type(dataset).__name__} has no '
                          "metainfo['classes'] to count over")
     parts = _parts(dataset)
-    kind = 'images' if all(
-        hasattr(p, 'get_gt_labels') for p in parts) else 'pixels'
+    kind = 'images' if all(hasattr(p, 'get_gt_labels')
+                           for p in parts) else 'pixels'
     counts = np.zeros(len(classes), dtype=np.int64)
     for part in parts:
         if kind == 'images':
             counts += _image_counts(part, len(classes), progress)
         else:
             counts += _pixel_counts(part, len(classes), progress)
-    return dict(
-        kind=kind, classes=classes, counts=[int(c) for c in counts])
+    return dict(kind=kind, classes=classes, counts=[int(c) for c in counts])
 
 
 def write_class_counts(result: dict, path: str) -> None:

@@ -120,8 +120,8 @@ def test_hook_fills_dataset_modules_only(digits, tmp_path):
         dict(
             from_data=Probe(None),
             given=Probe([1.] * 10),
-            file=Probe(_json(tmp_path, list(digits.metainfo['classes']),
-                             [2] * 10))))
+            file=Probe(
+                _json(tmp_path, list(digits.metainfo['classes']), [2] * 10))))
     ClassCountsHook().before_train(_runner(model, digits))
     want = digits.metainfo['train_class_counts']
     assert model['from_data'].class_counts.tolist() == want
@@ -164,15 +164,16 @@ def test_hook_at_test_builds_the_training_set_only_for_unset_modules(digits):
                 dataset=dict(
                     type='DigitsLT',
                     split='train',
-                    pipeline=[dict(type='RandomCrop', crop_size=8),
-                              dict(type='PackInputs')]))))
+                    pipeline=[
+                        dict(type='RandomCrop', crop_size=8),
+                        dict(type='PackInputs')
+                    ]))))
     unset, loaded = Probe(None), Probe(None)
     loaded.set_class_counts([5.] * 10)  # e.g. from the checkpoint
     test = DigitsLT(split='test', pipeline=[])
     ClassCountsHook().before_test(
         _runner(nn.ModuleList([unset, loaded]), test_ds=test, cfg=cfg))
-    assert unset.class_counts.tolist() == digits.metainfo[
-        'train_class_counts']
+    assert unset.class_counts.tolist() == digits.metainfo['train_class_counts']
     assert loaded.class_counts.tolist() == [5.] * 10
 
 

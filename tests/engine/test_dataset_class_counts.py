@@ -13,9 +13,9 @@ import pytest
 from helpers import write_fake_cifar
 from mmengine.config import Config
 
-from mmnpe.seg import SyntheticLTDataset
 from mmnpe.engine import (build_counting_dataset, count_dataset_classes,
                           counting_pipeline)
+from mmnpe.seg import SyntheticLTDataset
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO, 'configs')
@@ -58,8 +58,7 @@ def test_pixels_of_the_synthetic_set(synthetic_root):
                **{'train_dataloader.dataset.data_root': synthetic_root})
     result = count_dataset_classes(build_counting_dataset(cfg))
     assert result['kind'] == 'pixels'
-    assert result['classes'] == list(
-        SyntheticLTDataset.METAINFO['classes'])
+    assert result['classes'] == list(SyntheticLTDataset.METAINFO['classes'])
     want = _png_counts(
         osp.join(synthetic_root, 'ann_dir', 'train', '*.png'), 6)
     assert result['counts'] == want
@@ -113,9 +112,8 @@ def _write_stare(root):
 
 def test_pixels_of_stare_count_each_image_once_through_repeat(tmp_path):
     _write_stare(str(tmp_path))
-    cfg = _cfg(
-        'npe/unet_stare_pem_fcn_s1.py',
-        **{'train_dataloader.dataset.dataset.data_root': str(tmp_path)})
+    cfg = _cfg('npe/unet_stare_pem_fcn_s1.py',
+               **{'train_dataloader.dataset.dataset.data_root': str(tmp_path)})
     assert cfg.train_dataloader.dataset.type == 'RepeatDataset'
     result = count_dataset_classes(build_counting_dataset(cfg))
     want = _png_counts(
@@ -127,19 +125,21 @@ def test_pixels_of_stare_count_each_image_once_through_repeat(tmp_path):
 def test_images_of_fake_cifar_lt(tmp_path, num_classes, rho):
     per_class = 20 if num_classes == 10 else 4
     root = write_fake_cifar(
-        str(tmp_path), num_classes, train_per_class=per_class,
+        str(tmp_path),
+        num_classes,
+        train_per_class=per_class,
         test_per_class=1)
     ds = 'cifar10_lt' if num_classes == 10 else 'cifar100_lt'
     cfg = _cfg(
-        f'cifar_lt/{ds}/ce_resnet32_hp2_{ds.replace("_", "-")}-r{rho}.py',
-        **{
+        f'cifar_lt/{ds}/ce_resnet32_hp2_{ds.replace("_", "-")}-r{rho}.py', **{
             'train_dataloader.dataset.data_root': root,
             'train_dataloader.dataset.verify_md5': False
         })
     dataset = build_counting_dataset(cfg)
     result = count_dataset_classes(dataset)
     assert result['kind'] == 'images'
-    assert result['classes'] == [f'c{i}' for i in range(num_classes)]
+    assert result['classes'] == list(dataset.metainfo['classes'])
+    assert len(result['classes']) == num_classes
     # The LDAM profile, closed form (every class has per_class images).
     want = [
         int(per_class * rho**(-i / (num_classes - 1)))
@@ -162,8 +162,8 @@ def test_images_of_a_multi_label_set_count_each_image_once_per_class():
             ]
 
     result = count_dataset_classes(Tiny(ann_file='', pipeline=[]))
-    assert result == dict(kind='images', classes=['a', 'b', 'c'],
-                          counts=[1, 1, 4])
+    assert result == dict(
+        kind='images', classes=['a', 'b', 'c'], counts=[1, 1, 4])
 
 
 def test_no_train_dataloader_and_labels_out_of_range_are_errors(
@@ -174,9 +174,10 @@ def test_no_train_dataloader_and_labels_out_of_range_are_errors(
     bad = tmp_path / 'bad'
     for sub in ('img_dir/train', 'ann_dir/train'):
         (bad / sub).mkdir(parents=True)
-    mmcv.imwrite(np.zeros((4, 4, 3), np.uint8),
-                 str(bad / 'img_dir/train/a.png'))
-    mmcv.imwrite(np.full((4, 4), 9, np.uint8), str(bad / 'ann_dir/train/a.png'))
+    mmcv.imwrite(
+        np.zeros((4, 4, 3), np.uint8), str(bad / 'img_dir/train/a.png'))
+    mmcv.imwrite(
+        np.full((4, 4), 9, np.uint8), str(bad / 'ann_dir/train/a.png'))
     cfg = _cfg('demo/fcn_unet-tiny_synthetic-lt-64x64.py',
                **{'train_dataloader.dataset.data_root': str(bad)})
     with pytest.raises(ValueError, match=r'label 9 is neither a class'):
@@ -188,8 +189,8 @@ def test_the_tool_writes_the_json(tmp_path, synthetic_root):
     proc = subprocess.run([
         sys.executable,
         osp.join(REPO, 'tools', 'analysis', 'class_counts.py'),
-        osp.join(CONFIGS, 'demo', 'fcn_unet-tiny_synthetic-lt-64x64.py'),
-        '--out',
+        osp.join(CONFIGS, 'demo',
+                 'fcn_unet-tiny_synthetic-lt-64x64.py'), '--out',
         str(out), '--cfg-options',
         f'train_dataloader.dataset.data_root={synthetic_root}'
     ],

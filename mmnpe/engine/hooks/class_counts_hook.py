@@ -113,8 +113,7 @@ class ClassCountsHook(Hook):
             return
         dataset = getattr(runner, loader_name).dataset
         self._check_files(modules, dataset.metainfo.get('classes'),
-                          loader_name.replace('_dataloader', '') +
-                          ' data set')
+                          loader_name.replace('_dataloader', '') + ' data set')
         unset = [
             m for m in modules
             if m.class_counts_from_dataset and not m.has_class_counts

@@ -1,6 +1,7 @@
 from typing import Dict, List
 
 import torch
+import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
@@ -43,6 +44,10 @@ class ClassCountsHook(Hook):
     Modules given a counts JSON are left as they are, but the JSON's class
     names are checked against the data set's ``metainfo['classes']``
     (``ValueError`` on a mismatch). Modules given a list are not touched.
+
+    ``before_run`` also checks every decode head's count losses against its
+    ``out_channels`` (the losses' ``check_decode_out_channels``), so a loss
+    that cannot train its head fails before any checkpoint is loaded.
     """
 
     priority = 'VERY_HIGH'
@@ -95,6 +100,24 @@ class ClassCountsHook(Hook):
                 f'training data set ({result["kind"]} per class): '
                 f'{result["counts"]}',
                 logger='current')
+
+    def before_run(self, runner) -> None:
+        """Refuse a count loss on a decode head it cannot train (Balanced
+        Sigmoid on a softmax head, LA / Balanced Softmax on a one-channel
+        head) before anything is loaded or trained."""
+        for name, module in runner.model.named_modules():
+            losses = getattr(module, 'loss_decode', None)
+            out_channels = getattr(module, 'out_channels', None)
+            if losses is None or out_channels is None:
+                continue
+            losses = losses if isinstance(losses, nn.ModuleList) else [losses]
+            for loss in losses:
+                check = getattr(loss, 'check_decode_out_channels', None)
+                if check is not None:
+                    try:
+                        check(out_channels)
+                    except ValueError as e:
+                        raise ValueError(f'{name}: {e}') from None
 
     def before_train(self, runner) -> None:
         """Fill dataset-sourced modules from the training data set."""

@@ -3,9 +3,10 @@ from .backbones import CifarResNet
 from .datasets import CIFAR10LT, CIFAR100LT, DigitsLT
 from .evaluation import LongTailAccuracy
 from .fuse import fuse_npe_classifier
-from .heads import LogitAdjustClsHead, NPEClsHead
+from .heads import IWBClsHead, LogitAdjustClsHead, NPEClsHead
 
 __all__ = [
-    'CifarResNet', 'CIFAR10LT', 'CIFAR100LT', 'DigitsLT', 'LongTailAccuracy',
-    'LogitAdjustClsHead', 'NPEClsHead', 'fuse_npe_classifier'
+    'CifarResNet', 'CIFAR10LT', 'CIFAR100LT', 'DigitsLT', 'IWBClsHead',
+    'LongTailAccuracy', 'LogitAdjustClsHead', 'NPEClsHead',
+    'fuse_npe_classifier'
 ]

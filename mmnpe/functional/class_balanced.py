@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .class_counts import check_class_counts
+from .logit_adjust import _check_labels
 
 
 def check_beta(beta: float) -> float:
@@ -46,26 +47,29 @@ def effective_number_weights(counts: Union[Sequence[float], Tensor],
     return weights * (counts.numel() / weights.sum())
 
 
-def class_balanced_cross_entropy(logits: Tensor, target: Tensor,
-                                 class_weights: Tensor) -> Tensor:
+def class_balanced_cross_entropy(pred: Tensor,
+                                 target: Tensor,
+                                 class_weights: Tensor,
+                                 ignore_index: int = -100) -> Tensor:
     """Unreduced class-balanced CE ``w[y] * CE(z, y)`` (Cui et al., Eq. 5).
 
     Args:
-        logits (Tensor): (N, C).
-        target (Tensor): (N, ) integer labels in [0, C).
+        pred (Tensor): Logits, (N, C) or (N, C, H, W).
+        target (Tensor): Integer labels, (N, ) or (N, H, W).
         class_weights (Tensor): (C, ), e.g. :func:`effective_number_weights`.
+        ignore_index (int): Label with no loss and no gradient. Defaults to
+            -100.
 
     Returns:
-        Tensor: The loss per sample, (N, ).
+        Tensor: Loss per sample / pixel, (N, ) or (N, H, W); exactly 0 at
+        ignored positions.
     """
-    if logits.dim() != 2 or target.shape != logits.shape[:1]:
-        raise ValueError('logits must be (N, C) and target (N, ); got '
-                         f'{tuple(logits.shape)} and {tuple(target.shape)}')
-    if target.is_floating_point():
-        raise TypeError('target must hold integer class labels, got dtype '
-                        f'{target.dtype} (soft labels are not supported)')
-    if class_weights.shape != logits.shape[1:]:
-        raise ValueError(f'class_weights must have C={logits.size(1)} '
+    valid = _check_labels(pred, target, ignore_index)
+    if class_weights.shape != pred.shape[1:2]:
+        raise ValueError(f'class_weights must have C={pred.size(1)} '
                          f'entries, got shape {tuple(class_weights.shape)}')
-    weights = class_weights.to(logits)[target]
-    return weights * F.cross_entropy(logits, target, reduction='none')
+    index = torch.where(valid, target, torch.zeros_like(target))
+    weights = class_weights.to(pred)[index]
+    loss = weights * F.cross_entropy(pred, index, reduction='none')
+    # masked_fill: ignored positions give an exact 0 and no gradient.
+    return loss.masked_fill(~valid, 0.)

@@ -2,13 +2,14 @@
 from .datasets import SyntheticLTDataset, generate_synthetic_lt
 from .decode_heads import PEMASPPHead, PEMDecodeHead, PEMFCNHead, PEMUPerHead
 from .evaluation import ClassWiseIoUMetric
-from .losses import (BalancedSigmoidLoss, BalancedSoftmaxLoss, LogitAdjustLoss,
-                     OneWayLogisticLoss)
+from .losses import (BalancedSigmoidLoss, BalancedSoftmaxLoss,
+                     ClassBalancedLoss, LogitAdjustLoss, OneWayLogisticLoss)
 from .segmentors import (LogitAdjustEncoderDecoder, NPEEncoderDecoder,
                          PriorAdjustedEncoderDecoder)
 
 __all__ = [
-    'BalancedSigmoidLoss', 'BalancedSoftmaxLoss', 'LogitAdjustLoss',
+    'BalancedSigmoidLoss', 'BalancedSoftmaxLoss', 'ClassBalancedLoss',
+    'LogitAdjustLoss',
     'LogitAdjustEncoderDecoder', 'PriorAdjustedEncoderDecoder',
     'OneWayLogisticLoss', 'PEMDecodeHead', 'PEMFCNHead', 'PEMASPPHead',
     'PEMUPerHead', 'NPEEncoderDecoder', 'SyntheticLTDataset',

@@ -162,6 +162,38 @@ def test_resume_and_load_from_a_stage_two_checkpoint_keep_its_head(
     assert torch.equal(probe.start['head.fc.weight'], saved['head.fc.weight'])
 
 
+def test_iwb_fine_tunes_the_loaded_head_and_keeps_the_backbone(
+        tmp_path, stage_one):
+    """IWB's stage 2 as the paper: encoder frozen, the CE classifier
+    fine-tuned (StageTwoHook with reinit_modules=[]), counts from the
+    training set."""
+    path, loaded = stage_one
+    probe = Probe()
+    cfg = _cfg('iwb_resnet32_digits-lt.py', tmp_path, load_from=path)
+    runner = _runner(cfg, probe)
+    runner.train()
+    end = runner.model.state_dict()
+    assert _same(end, loaded, 'backbone.')
+    # Training starts from the loaded classifier ...
+    assert torch.equal(probe.start['head.fc.weight'], loaded['head.fc.weight'])
+    assert torch.equal(probe.start['head.fc.bias'], loaded['head.fc.bias'])
+    # ... and moves it.
+    assert not torch.equal(end['head.fc.weight'], loaded['head.fc.weight'])
+    # Counts of the training set, in the head and in its loss.
+    counts = torch.bincount(
+        torch.as_tensor(runner.train_dataloader.dataset.get_gt_labels()),
+        minlength=10).double()
+    assert torch.equal(end['head.class_counts'], counts)
+    assert torch.equal(end['head.loss_module.class_counts'], counts)
+
+
+def test_iwb_without_stage_one_checkpoint_is_a_clear_error(tmp_path):
+    runner = _runner(_cfg('iwb_resnet32_digits-lt.py', tmp_path,
+                          load_from=None))
+    with pytest.raises(ValueError, match='load_from is None'):
+        runner.train()
+
+
 def test_resume_from_the_stage_one_checkpoint_is_refused(tmp_path, stage_one):
     path, _ = stage_one
     runner = _runner(_crt(tmp_path, path, resume=True))

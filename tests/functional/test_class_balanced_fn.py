@@ -51,6 +51,20 @@ def test_class_balanced_ce_is_weighted_ce():
     assert torch.isfinite(logits.grad).all()
 
 
+def test_dense_form_agrees_with_the_vector_form_and_ignores():
+    torch.manual_seed(0)
+    pred = torch.randn(2, 4, 3, 3)
+    target = torch.randint(0, 4, (2, 3, 3))
+    target[0, 0, 0] = 255
+    w = effective_number_weights(COUNTS)
+    dense = class_balanced_cross_entropy(pred, target, w, ignore_index=255)
+    assert dense.shape == (2, 3, 3) and dense[0, 0, 0] == 0
+    flat = class_balanced_cross_entropy(
+        pred.permute(0, 2, 3, 1).reshape(-1, 4), target.reshape(-1), w,
+        ignore_index=255)
+    assert torch.allclose(dense.reshape(-1), flat)
+
+
 @pytest.mark.parametrize('beta', [1.0, -0.1, float('nan'), True, None])
 def test_bad_beta_refused(beta):
     with pytest.raises(ValueError, match=r'beta must be a number in \[0, 1\)'):
@@ -69,5 +83,5 @@ def test_shape_errors_are_clear():
     with pytest.raises(ValueError, match='class_weights must have C=3'):
         class_balanced_cross_entropy(torch.zeros(2, 3), torch.zeros(2).long(),
                                      w)
-    with pytest.raises(TypeError, match='integer class labels'):
+    with pytest.raises(TypeError, match='integer labels'):
         class_balanced_cross_entropy(torch.zeros(2, 4), torch.zeros(2), w)

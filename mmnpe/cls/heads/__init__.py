@@ -1,4 +1,5 @@
+from .iwb_cls_head import IWBClsHead
 from .logit_adjust_cls_head import LogitAdjustClsHead
 from .npe_cls_head import NPEClsHead
 
-__all__ = ['LogitAdjustClsHead', 'NPEClsHead']
+__all__ = ['IWBClsHead', 'LogitAdjustClsHead', 'NPEClsHead']

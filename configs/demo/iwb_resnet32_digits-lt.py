@@ -1,0 +1,33 @@
+# IWB stage 2 on the demo's CE model: encoder frozen, the loaded classifier
+# fine-tuned (not re-initialised, as in the IWB paper) for 10 epochs with
+# class-balanced CE (beta 0.9999) plus the KL term pulling softmax(|W|)
+# towards softmax(lambda * NC * HC), lambda 0.15; class counts from the
+# training set (ClassCountsHook). Optimizer: the paper's stage-2 lr 0.005,
+# cosine to 0, SGD momentum 0.9, weight decay 2e-4 (the CE run's). Train
+# ce_resnet32_digits-lt.py first (`make demo` writes the load_from below,
+# or pass --cfg-options load_from=PATH).
+_base_ = './ce_resnet32_digits-lt.py'
+load_from = 'work_dirs/demo/cls_ce/epoch_100.pth'
+model = dict(
+    head=dict(
+        type='IWBClsHead',
+        class_counts=None,
+        iwb_lambda=0.15,
+        kl_direction='forward',
+        loss=dict(_delete_=True, type='ClassBalancedLoss', beta=0.9999)))
+optim_wrapper = dict(optimizer=dict(lr=0.005))
+param_scheduler = dict(
+    _delete_=True,
+    type='CosineAnnealingLR',
+    by_epoch=True,
+    T_max=10,
+    eta_min=0.)
+train_cfg = dict(max_epochs=10, val_interval=10)
+default_hooks = dict(checkpoint=dict(interval=10))
+custom_hooks = [
+    dict(type='FrozenBackboneHook', modules=['backbone', 'neck']),
+    dict(type='StageTwoHook', reinit_modules=[]),
+    dict(type='ClassCountsHook'),
+]
+# DDP: the frozen backbone gets no gradient.
+find_unused_parameters = True

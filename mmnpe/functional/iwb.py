@@ -2,9 +2,9 @@
 
 Dang et al., "Inverse Weight-Balancing for Deep Long-Tailed Learning",
 fine-tune the classifier of a CE-trained model (encoder frozen) with a
-classification loss plus a KL term that pulls the distribution of the classifier's row norms
-towards an *inverse* target built from the class counts and each sample's
-hardness (paper Eq. 3-8):
+classification loss plus a KL term that pulls the distribution of the
+classifier's row norms towards an *inverse* target built from the class
+counts and each sample's hardness (paper Eq. 3-8):
 
     NC_i = log2(N / (N_i + 1))                      (C, )   Eq. 3
     HC_i(x) = (1 - cos(W_i, x)) / 2                 (B, C)  Eq. 5-6
@@ -78,8 +78,8 @@ def iwb_hardness_coefficient(weight: Tensor, feats: Tensor) -> Tensor:
     Returns:
         Tensor: (B, C), in [0, 1]; 1 when x points away from W_i.
     """
-    if weight.dim() != 2 or feats.dim() != 2 or (weight.size(1) !=
-                                                  feats.size(1)):
+    if (weight.dim() != 2 or feats.dim() != 2
+            or weight.size(1) != feats.size(1)):
         raise ValueError('weight must be (C, D) and feats (B, D) with the '
                          f'same D; got {tuple(weight.shape)} and '
                          f'{tuple(feats.shape)}')

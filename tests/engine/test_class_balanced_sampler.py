@@ -1,6 +1,5 @@
 """ClassBalancedSampler: uniform classes, seeded, disjoint DDP shares."""
 import os
-import os.path as osp
 
 import numpy as np
 import pytest
@@ -23,7 +22,8 @@ class LabelledSet:
         if seed is not None:
             np.random.RandomState(seed).shuffle(labels)
         self.labels = labels
-        self.metainfo = dict(classes=tuple(f'c{i}' for i in range(len(counts))))
+        self.metainfo = dict(
+            classes=tuple(f'c{i}' for i in range(len(counts))))
 
     def __len__(self):
         return len(self.labels)
@@ -224,8 +224,10 @@ def test_real_gloo_group_shares_the_seed_and_splits_the_draw(
         monkeypatch, tmp_path):
     import subprocess
     import sys
-    env = {k: v for k, v in os.environ.items() if k not in ('RANK',
-                                                             'WORLD_SIZE')}
+    env = {
+        k: v
+        for k, v in os.environ.items() if k not in ('RANK', 'WORLD_SIZE')
+    }
     procs = [
         subprocess.Popen([
             sys.executable, '-c', _GLOO_WORKER, cbs_module.__file__,

@@ -129,7 +129,9 @@ def test_without_the_hook_the_loaded_head_trains_on(tmp_path, stage_one):
     fail)."""
     path, loaded = stage_one
     cfg = _crt(tmp_path, path, **{'train_dataloader.sampler.num_samples': 32})
-    cfg.custom_hooks = [h for h in cfg.custom_hooks if h.type != 'StageTwoHook']
+    cfg.custom_hooks = [
+        h for h in cfg.custom_hooks if h.type != 'StageTwoHook'
+    ]
     probe = Probe()
     _runner(cfg, probe).train()
     assert torch.equal(probe.start['head.fc.weight'], loaded['head.fc.weight'])

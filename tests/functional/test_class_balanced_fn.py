@@ -74,7 +74,8 @@ def test_bad_beta_refused(beta):
 def test_bad_counts_refused_naming_the_class():
     with pytest.raises(ValueError, match=r'class_counts\[2\] is 0'):
         effective_number_weights([3., 2., 0.])
-    with pytest.raises(ValueError, match=r'class_counts\[1\] must be a finite'):
+    with pytest.raises(ValueError,
+                       match=r'class_counts\[1\] must be a finite'):
         effective_number_weights([3., math.nan])
 
 

@@ -224,6 +224,17 @@ def test_unknown_module_is_a_clear_error(tmp_path, stage_one):
         _runner(cfg).train()
 
 
+def test_checks_load_from_of_a_runner_like_object_from_its_config():
+    import types
+    hook = HOOKS.build(dict(type='StageTwoHook'))
+    runner = types.SimpleNamespace(cfg=Config(dict(load_from=None)))
+    with pytest.raises(ValueError, match='load_from is None'):
+        hook.before_run(runner)
+    runner = types.SimpleNamespace(cfg=Config(dict(load_from=None,
+                                                   resume=True)))
+    hook.before_run(runner)  # resume: the work dir's latest checkpoint
+
+
 @pytest.mark.parametrize('bad', ['', [''], [3], 5, None])
 def test_bad_reinit_modules_refused_when_built(bad):
     with pytest.raises(ValueError, match='reinit_modules must be a list'):

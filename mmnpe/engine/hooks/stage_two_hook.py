@@ -99,9 +99,13 @@ class StageTwoHook(Hook):
 
     @staticmethod
     def _load_from(runner) -> Tuple[Optional[str], bool]:
-        # mmengine 0.10 keeps both only as these attributes; runner.cfg
-        # lacks them when the Runner is built from arguments, not a config.
-        return runner._load_from, bool(runner._resume)
+        # mmengine 0.10 keeps both as these attributes (runner.cfg lacks
+        # them when the Runner is built from arguments); the config is the
+        # fallback for runner-like objects.
+        if hasattr(runner, '_load_from'):
+            return runner._load_from, bool(runner._resume)
+        cfg = getattr(runner, 'cfg', None) or {}
+        return cfg.get('load_from'), bool(cfg.get('resume', False))
 
     def before_run(self, runner) -> None:
         """Refuse to start without a stage-1 checkpoint."""

@@ -1,4 +1,6 @@
-from .hooks import FrozenBackboneHook
+from .hooks import FrozenBackboneHook, TotalBatchSizeHook
 from .safe_globals import register_safe_globals
 
-__all__ = ['FrozenBackboneHook', 'register_safe_globals']
+__all__ = [
+    'FrozenBackboneHook', 'TotalBatchSizeHook', 'register_safe_globals'
+]

@@ -1,3 +1,4 @@
 from .frozen_backbone_hook import FrozenBackboneHook
+from .total_batch_size_hook import TotalBatchSizeHook
 
-__all__ = ['FrozenBackboneHook']
+__all__ = ['FrozenBackboneHook', 'TotalBatchSizeHook']

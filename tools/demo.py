@@ -36,22 +36,23 @@ SEG_BASELINE = osp.join(REPO,
                         'configs/demo/fcn_unet-tiny_synthetic-lt-64x64.py')
 SEG_NPE = osp.join(REPO,
                    'configs/demo/npe_fcn_unet-tiny_synthetic-lt-64x64.py')
-SEG_LA = osp.join(REPO,
-                  'configs/demo/la-posthoc_fcn_unet-tiny_synthetic-lt-64x64.py')
+SEG_LA = osp.join(
+    REPO, 'configs/demo/la-posthoc_fcn_unet-tiny_synthetic-lt-64x64.py')
 SEG_BS = osp.join(
     REPO, 'configs/demo/balanced-softmax_fcn_unet-tiny_synthetic-lt-64x64.py')
 SCALES = (1.0, 0.2)
 # Trained configs; 'LA post-hoc' tests the CE run's last checkpoint instead.
 CLS_CONFIGS = {
-    'CE': osp.join(REPO, 'configs/demo/ce_resnet32_digits-lt.py'),
-    'LA post-hoc': osp.join(REPO,
-                            'configs/demo/la-posthoc_resnet32_digits-lt.py'),
+    'CE':
+    osp.join(REPO, 'configs/demo/ce_resnet32_digits-lt.py'),
+    'LA post-hoc':
+    osp.join(REPO, 'configs/demo/la-posthoc_resnet32_digits-lt.py'),
     'Balanced Softmax':
     osp.join(REPO, 'configs/demo/balanced-softmax_resnet32_digits-lt.py'),
-    'NPE-LA K=1': osp.join(REPO,
-                           'configs/demo/npe-la-k1_resnet32_digits-lt.py'),
-    'NPE-LA K=16': osp.join(REPO,
-                            'configs/demo/npe-la-k16_resnet32_digits-lt.py'),
+    'NPE-LA K=1':
+    osp.join(REPO, 'configs/demo/npe-la-k1_resnet32_digits-lt.py'),
+    'NPE-LA K=16':
+    osp.join(REPO, 'configs/demo/npe-la-k16_resnet32_digits-lt.py'),
 }
 
 

@@ -1,11 +1,17 @@
 """Pure-torch building blocks of mmnpe (no mmseg / mmpretrain imports)."""
+from .balanced_sigmoid import balanced_sigmoid_loss, balanced_sigmoid_offset
 from .class_counts import check_class_counts, load_class_counts, log_prior
 from .fusion import fuse_npe_linear
+from .logit_adjust import (balanced_softmax_loss, centered_log_prior,
+                           check_tau, class_axis, logit_adjusted_cross_entropy)
 from .npe import check_scale_factor, npe_estimate, npe_logit_adjust
 from .one_way_logistic import check_sign, one_way_logistic_loss
 
 __all__ = [
-    'check_class_counts', 'load_class_counts', 'log_prior',
-    'check_scale_factor', 'check_sign', 'fuse_npe_linear', 'npe_estimate',
-    'npe_logit_adjust', 'one_way_logistic_loss'
+    'balanced_sigmoid_loss', 'balanced_sigmoid_offset',
+    'balanced_softmax_loss', 'centered_log_prior', 'check_class_counts',
+    'check_tau', 'class_axis', 'load_class_counts', 'log_prior',
+    'logit_adjusted_cross_entropy', 'check_scale_factor', 'check_sign',
+    'fuse_npe_linear', 'npe_estimate', 'npe_logit_adjust',
+    'one_way_logistic_loss'
 ]

@@ -2,10 +2,14 @@
 from .datasets import SyntheticLTDataset, generate_synthetic_lt
 from .decode_heads import PEMASPPHead, PEMDecodeHead, PEMFCNHead, PEMUPerHead
 from .evaluation import ClassWiseIoUMetric
-from .losses import OneWayLogisticLoss
-from .segmentors import NPEEncoderDecoder
+from .losses import (BalancedSigmoidLoss, BalancedSoftmaxLoss, LogitAdjustLoss,
+                     OneWayLogisticLoss)
+from .segmentors import (LogitAdjustEncoderDecoder, NPEEncoderDecoder,
+                         PriorAdjustedEncoderDecoder)
 
 __all__ = [
+    'BalancedSigmoidLoss', 'BalancedSoftmaxLoss', 'LogitAdjustLoss',
+    'LogitAdjustEncoderDecoder', 'PriorAdjustedEncoderDecoder',
     'OneWayLogisticLoss', 'PEMDecodeHead', 'PEMFCNHead', 'PEMASPPHead',
     'PEMUPerHead', 'NPEEncoderDecoder', 'SyntheticLTDataset',
     'generate_synthetic_lt', 'ClassWiseIoUMetric'

@@ -1,3 +1,4 @@
+from .logit_adjust_cls_head import LogitAdjustClsHead
 from .npe_cls_head import NPEClsHead
 
-__all__ = ['NPEClsHead']
+__all__ = ['LogitAdjustClsHead', 'NPEClsHead']

@@ -1,4 +1,5 @@
+from .class_counts_hook import ClassCountsHook
 from .frozen_backbone_hook import FrozenBackboneHook
 from .total_batch_size_hook import TotalBatchSizeHook
 
-__all__ = ['FrozenBackboneHook', 'TotalBatchSizeHook']
+__all__ = ['ClassCountsHook', 'FrozenBackboneHook', 'TotalBatchSizeHook']

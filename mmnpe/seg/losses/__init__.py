@@ -1,3 +1,10 @@
+from .balanced_sigmoid_loss import BalancedSigmoidLoss
+from .balanced_softmax_loss import BalancedSoftmaxLoss
+from .logit_adjust_loss import LogitAdjustLoss
 from .one_way_logistic_loss import OneWayLogisticLoss
+from .prior_loss import PriorLossBase
 
-__all__ = ['OneWayLogisticLoss']
+__all__ = [
+    'BalancedSigmoidLoss', 'BalancedSoftmaxLoss', 'LogitAdjustLoss',
+    'OneWayLogisticLoss', 'PriorLossBase'
+]

@@ -1,16 +1,16 @@
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 from mmengine.model import ModuleList
-from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
-from mmseg.utils import ConfigType, OptSampleList, SampleList, add_prefix
+from mmseg.utils import ConfigType, SampleList, add_prefix
 from torch import Tensor
 
-from mmnpe.functional import check_scale_factor, npe_estimate, npe_logit_adjust
+from mmnpe.functional import check_scale_factor, npe_estimate
 from mmnpe.seg.decode_heads import PEMDecodeHead
+from .prior_adjusted_encoder_decoder import PriorAdjustedEncoderDecoder
 
 
 def _has_trainable(module: Optional[nn.Module]) -> bool:
@@ -19,7 +19,7 @@ def _has_trainable(module: Optional[nn.Module]) -> bool:
 
 
 @MODELS.register_module()
-class NPEEncoderDecoder(EncoderDecoder):
+class NPEEncoderDecoder(PriorAdjustedEncoderDecoder):
     """Encoder-decoder segmentor with Neural Prior Estimation (NPE-LA).
 
     K Prior Estimation Modules (PEMs) read the same features as the decode
@@ -32,9 +32,8 @@ class NPEEncoderDecoder(EncoderDecoder):
     - ``encode_decode(): extract_feat() -> decode_head.forward() - alpha *
       eta -> decode_head.predict_by_feat()``
 
-    The correction lives in :meth:`encode_decode` (and :meth:`_forward`, for
-    ``mode='tensor'``), so whole, slide and TTA inference all get it; the
-    estimate is computed once per forward at the decode head's resolution.
+    The correction path (whole, slide, TTA, ``mode='tensor'``) is that of
+    :class:`PriorAdjustedEncoderDecoder`, shared with post-hoc LA.
     A stock :class:`EncoderDecoder` checkpoint loads without key remapping
     (only the ``pem_heads.*`` keys are missing).
 
@@ -98,34 +97,6 @@ class NPEEncoderDecoder(EncoderDecoder):
                 align_corners=self.align_corners) for o in outs
         ]
         return npe_estimate(outs, [head.sign for head in self.pem_heads])
-
-    def _adjusted_logits(self, x: Sequence[Tensor]) -> Tensor:
-        """Decode-head logits minus ``scale_factor * eta``, (N, C, h, w)."""
-        seg_logits = self.decode_head.forward(x)
-        if self.scale_factor == 0:
-            return seg_logits
-        eta = self.estimate_prior(x)
-        if eta.shape[2:] != seg_logits.shape[2:]:
-            eta = resize(
-                eta,
-                size=seg_logits.shape[2:],
-                mode='bilinear',
-                align_corners=self.align_corners)
-        return npe_logit_adjust(seg_logits, eta, self.scale_factor)
-
-    def encode_decode(self, inputs: Tensor,
-                      batch_img_metas: List[dict]) -> Tensor:
-        """NPE-LA logits resized to the input, (N, C, H, W)."""
-        x = self.extract_feat(inputs)
-        return self.decode_head.predict_by_feat(
-            self._adjusted_logits(x), batch_img_metas)
-
-    def _forward(self,
-                 inputs: Tensor,
-                 data_samples: OptSampleList = None) -> Tensor:
-        """NPE-LA logits at the decode head's resolution (``mode='tensor'``).
-        """
-        return self._adjusted_logits(self.extract_feat(inputs))
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """Decode (and auxiliary) losses as usual plus the PEM losses.

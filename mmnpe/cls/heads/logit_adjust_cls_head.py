@@ -1,0 +1,86 @@
+from typing import List, Optional, Tuple
+
+import torch
+from mmpretrain.models.heads import LinearClsHead
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+from mmnpe.engine import ClassCountsMixin
+from mmnpe.engine.class_counts_mixin import CountsArg
+from mmnpe.functional import centered_log_prior, check_tau, npe_logit_adjust
+
+
+@MODELS.register_module()
+class LogitAdjustClsHead(ClassCountsMixin, LinearClsHead):
+    """Linear classifier with post-hoc logit adjustment ``z - tau * log pi``.
+
+    Menon et al., `Long-tail learning via logit adjustment
+    <https://arxiv.org/abs/2007.07314>`_, Eq. 8. A drop-in for
+    :class:`LinearClsHead`: a stock (CE) checkpoint loads with only the
+    ``head.class_counts`` buffer missing, and ``tools/test.py CONFIG CKPT``
+    evaluates the adjusted model without training. The operation is
+    NPE-LA's (:func:`npe_logit_adjust`) with the fixed, centred log-prior as
+    ``eta``; ``scale_factor`` is ``tau``.
+
+    - ``loss(): pre_logits() -> fc -> loss`` (plain logits: training this
+      head is CE training, corrected afterwards)
+    - ``predict(): pre_logits() -> fc(h) - tau * (log pi - mean log pi) ->
+      softmax``
+
+    Args:
+        num_classes (int): Number of classes.
+        in_channels (int): Feature dimension.
+        class_counts (str | Sequence[float] | None): Images per class, the
+            path of a counts JSON, or None: counted from the training data set
+            by ``ClassCountsHook`` (add it to ``custom_hooks``; at test time
+            it builds ``cfg.train_dataloader.dataset``). Defaults to None.
+        tau (float): Finite, >= 0; 0 is exactly :class:`LinearClsHead`.
+            Defaults to 1.0.
+        eps (float, optional): Added to ``pi`` inside the log; allows empty
+            classes. Defaults to None (zero counts are an error).
+        **kwargs: Arguments of :class:`LinearClsHead`.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 class_counts: CountsArg = None,
+                 tau: float = 1.0,
+                 eps: Optional[float] = None,
+                 **kwargs) -> None:
+        self.scale_factor = check_tau(tau)
+        super().__init__(num_classes, in_channels, **kwargs)
+        self.init_class_counts(class_counts, num_classes, eps=eps)
+
+    @property
+    def tau(self) -> float:
+        """``tau``, the same number as ``scale_factor``."""
+        return self.scale_factor
+
+    @tau.setter
+    def tau(self, value: float) -> None:
+        self.scale_factor = check_tau(value)
+
+    def estimate_prior(self, pre_logits: torch.Tensor) -> torch.Tensor:
+        """The centred log-prior, (N, C), for pooled features (N, D) (they
+        only give N, dtype and device)."""
+        eta = centered_log_prior(self.log_class_prior())
+        return eta.to(
+            device=pre_logits.device,
+            dtype=pre_logits.dtype).expand(pre_logits.size(0), -1)
+
+    def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
+        """Adjusted logits, (N, C): ``fc(h) - tau * eta``."""
+        pre_logits = self.pre_logits(feats)
+        logits = self.fc(pre_logits)
+        if self.scale_factor == 0:
+            return logits
+        return npe_logit_adjust(logits, self.estimate_prior(pre_logits),
+                                self.scale_factor)
+
+    def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
+             **kwargs) -> dict:
+        """The loss of the plain logits (post-hoc LA changes prediction
+        only)."""
+        return self._get_loss(
+            self.fc(self.pre_logits(feats)), data_samples, **kwargs)

@@ -1,0 +1,158 @@
+"""Class counts held by a module: a buffer, a source, and one setter.
+
+Every count-using component (logit-adjusted and balanced losses, the post-hoc
+LA head and segmentor, IWB) mixes in :class:`ClassCountsMixin`, so that counts
+are given, validated, stored, checkpointed and filled from the training data
+in one way (STYLE.md rule 3: class statistics are buffers).
+"""
+import logging
+from typing import Optional, Sequence, Union
+
+import torch
+from mmengine.logging import print_log
+from torch import Tensor
+
+from mmnpe.functional import check_class_counts, load_class_counts, log_prior
+
+CountsArg = Optional[Union[str, Sequence[float], Tensor]]
+
+
+class ClassCountsMixin:
+    """Per-class counts in a ``class_counts`` buffer, shape (C, ), float64.
+
+    Mix in *before* the ``nn.Module`` base (``class X(ClassCountsMixin,
+    nn.Module)``) and call :meth:`init_class_counts` in ``__init__`` after
+    ``super().__init__()``. ``class_counts`` may be
+
+    - a list (or tensor) of counts: validated at once (``ValueError`` naming
+      the argument and the class index);
+    - the path of a counts JSON written by ``tools/analysis/class_counts.py``:
+      read and validated at once; :class:`ClassCountsHook` checks its class
+      names against the data set's at the start of training / testing;
+    - ``None``: counted from the training data set by
+      :class:`ClassCountsHook` at the start of the run (classification data
+      sets: images per class through ``get_gt_labels()``).
+
+    The buffer follows the device and is saved in checkpoints; until it is
+    set it is all zero (an invalid count vector, so "unset" cannot be
+    mistaken for real counts) and :meth:`get_class_counts` raises.
+
+    Attributes:
+        class_counts (Tensor): The counts, (C, ) float64; (0, ) while unset
+            when the number of classes is not known at build time (losses).
+        class_counts_from_dataset (bool): True when built with
+            ``class_counts=None``.
+        class_counts_file (str | None): The JSON path, when given one.
+        class_counts_eps (float | None): Allows zero counts, see
+            :func:`mmnpe.functional.check_class_counts`.
+    """
+
+    def init_class_counts(self,
+                          class_counts: CountsArg,
+                          num_classes: Optional[int] = None,
+                          eps: Optional[float] = None,
+                          name: str = 'class_counts') -> None:
+        """Register the buffer and fill it from ``class_counts`` if given.
+
+        Args:
+            class_counts (str | Sequence[float] | Tensor | None): The counts,
+                a counts-JSON path, or None (from the training data set).
+            num_classes (int, optional): The expected number of counts; None
+                when unknown until the first call (a loss). Defaults to None.
+            eps (float, optional): Allows zero counts (see
+                :func:`check_class_counts`). Defaults to None.
+            name (str): The argument's name in error messages.
+        """
+        # Validates eps now, even when the counts come later.
+        check_class_counts([1.0], eps=eps, name=name)
+        self.class_counts_eps = eps
+        self._class_counts_name = name
+        self._class_counts_num_classes = num_classes
+        self.class_counts_from_dataset = class_counts is None
+        self.class_counts_file = (
+            class_counts if isinstance(class_counts, str) else None)
+        self.register_buffer(
+            'class_counts',
+            torch.zeros(num_classes or 0, dtype=torch.float64),
+            persistent=True)
+        if class_counts is not None:
+            self.set_class_counts(load_class_counts(class_counts, name=name))
+
+    @property
+    def has_class_counts(self) -> bool:
+        """Whether the counts have been set (given, loaded or counted)."""
+        return self.class_counts.numel() > 0 and bool(
+            self.class_counts.sum() > 0)
+
+    def set_class_counts(self, counts: Union[Sequence[float], Tensor]) -> None:
+        """Validate ``counts`` and copy them into the buffer.
+
+        Args:
+            counts (Sequence[float] | Tensor): One count per class, (C, ).
+
+        Raises:
+            ValueError: Wrong length (vs ``num_classes`` when known),
+                negative, NaN/inf, all zero, or a zero without ``eps``.
+        """
+        counts = check_class_counts(
+            counts,
+            num_classes=self._class_counts_num_classes,
+            eps=self.class_counts_eps,
+            name=self._class_counts_name)
+        device = self.class_counts.device
+        # Re-assigning a registered buffer keeps it a buffer; the shape may
+        # change from (0, ) when C was unknown at build time.
+        self.class_counts = counts.to(device)
+
+    def get_class_counts(self) -> Tensor:
+        """The counts, (C, ) float64; a clear error while they are unset."""
+        if not self.has_class_counts:
+            raise RuntimeError(
+                f'{type(self).__name__}: {self._class_counts_name} is not '
+                'set. Pass class_counts=[...] or the path of a counts JSON '
+                '(tools/analysis/class_counts.py CONFIG --out FILE), or add '
+                "custom_hooks = [dict(type='ClassCountsHook')] to the config "
+                'so they are counted from the training data set')
+        return self.class_counts
+
+    def log_class_prior(self) -> Tensor:
+        """``log(counts / sum + eps)``, (C, ) float64 (raises while unset)."""
+        return log_prior(self.get_class_counts(), self.class_counts_eps)
+
+    def check_num_class_counts(self, num: int, what: str) -> Tensor:
+        """The counts, checked to have ``num`` entries (``what`` says whose
+        number that is, for the error message)."""
+        counts = self.get_class_counts()
+        if counts.numel() != num:
+            raise ValueError(
+                f'{type(self).__name__}: {self._class_counts_name} has '
+                f'{counts.numel()} entries but {what} has {num}')
+        return counts
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        key = prefix + 'class_counts'
+        incoming = state_dict.get(key)
+        if isinstance(incoming, Tensor):
+            if incoming.shape != self.class_counts.shape and (
+                    self.class_counts.numel() == 0):
+                # Built without knowing C (a loss): take the saved shape.
+                self.class_counts = torch.zeros_like(
+                    incoming,
+                    dtype=torch.float64,
+                    device=self.class_counts.device)
+            elif (self.has_class_counts and not self.class_counts_from_dataset
+                  and incoming.shape == self.class_counts.shape
+                  and bool(incoming.double().sum() > 0) and not torch.equal(
+                      incoming.double().cpu(), self.class_counts.cpu())):
+                print_log(
+                    f'{type(self).__name__}: the checkpoint\'s '
+                    f'{self._class_counts_name} replace the configured ones '
+                    '(a checkpoint holds the counts its model was built '
+                    'with)',
+                    logger='current',
+                    level=logging.WARNING)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)

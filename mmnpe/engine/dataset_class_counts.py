@@ -1,0 +1,180 @@
+"""Count classes over a training data set: images (cls) or pixels (seg).
+
+The logic of ``tools/analysis/class_counts.py`` and of
+:class:`ClassCountsHook`. Host-agnostic by duck typing: a data set with
+``get_gt_labels()`` (MMPretrain) is counted in images per class, one whose
+pipeline yields ``gt_seg_map`` (MMSegmentation) in pixels per class.
+"""
+import copy
+import json
+import os
+import os.path as osp
+import sys
+from typing import List, Sequence
+
+import numpy as np
+from mmengine.config import Config, ConfigDict
+from mmengine.dataset import ConcatDataset
+from mmengine.registry import DATASETS, init_default_scope
+from mmengine.utils import ProgressBar
+
+
+def _type_name(transform) -> str:
+    t = transform.get('type', '') if isinstance(transform, dict) else ''
+    return t if isinstance(t, str) else getattr(t, '__name__', '')
+
+
+def counting_pipeline(pipeline: Sequence[dict]) -> List[dict]:
+    """The annotation loaders of ``pipeline``, nothing else.
+
+    Counts are taken on the original annotation: no random crop, flip or
+    resize changes them, and images need not be decoded. Loaders are the
+    transforms whose type ends with ``Annotations`` or ``Annotation``
+    (``LoadAnnotations``, ``LoadBiomedicalAnnotation`` ...); they read
+    ``reduce_zero_label`` and ``label_map`` from the data set as in training.
+    """
+    return [
+        copy.deepcopy(t) for t in pipeline
+        if _type_name(t).endswith(('Annotations', 'Annotation'))
+    ]
+
+
+def counting_dataset_cfg(dataset_cfg: dict) -> dict:
+    """``dataset_cfg`` with every (nested) pipeline cut to its annotation
+    loaders (see :func:`counting_pipeline`); wrappers are kept."""
+    cfg = copy.deepcopy(dataset_cfg)
+
+    def strip(node):
+        if isinstance(node, dict):
+            if 'pipeline' in node:
+                node['pipeline'] = counting_pipeline(node['pipeline'])
+            if isinstance(node.get('dataset'), dict):
+                strip(node['dataset'])
+            for sub in node.get('datasets', []) or []:
+                strip(sub)
+
+    strip(cfg)
+    return cfg
+
+
+def build_counting_dataset(cfg: Config, split: str = 'train_dataloader'):
+    """Build ``cfg[split].dataset`` as training would, augmentation off.
+
+    Args:
+        cfg (Config): A full mmseg / mmpretrain config.
+        split (str): The dataloader whose data set to count. Defaults to
+            'train_dataloader'.
+
+    Returns:
+        The built data set (pipelines reduced to annotation loaders).
+    """
+    loader = cfg.get(split)
+    if not isinstance(loader, dict) or 'dataset' not in loader:
+        raise ValueError(f'the config has no {split}.dataset to count '
+                         'classes over')
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    ds_cfg = counting_dataset_cfg(loader['dataset'])
+    if isinstance(ds_cfg, ConfigDict):
+        ds_cfg = ds_cfg.to_dict()
+    return DATASETS.build(ds_cfg)
+
+
+def _parts(dataset) -> list:
+    """The distinct underlying data sets: a repeat / class-balanced wrapper
+    counts each image once, a concatenation counts every part."""
+    if isinstance(dataset, ConcatDataset):
+        return [p for d in dataset.datasets for p in _parts(d)]
+    inner = getattr(dataset, 'dataset', None)
+    if inner is not None and not hasattr(dataset, 'pipeline'):
+        return _parts(inner)
+    return [dataset]
+
+
+def _image_counts(dataset, num_classes: int, progress: bool) -> np.ndarray:
+    try:
+        labels = np.asarray(dataset.get_gt_labels())
+    except ValueError:  # multi-label: ragged lists of label indices
+        labels = None
+    if labels is not None and labels.ndim == 1 and labels.dtype != object:
+        labels = labels.astype(np.int64)
+        bad = labels[(labels < 0) | (labels >= num_classes)]
+        if bad.size:
+            raise ValueError(f'{type(dataset).__name__}: label {bad[0]} is '
+                             f'outside [0, {num_classes})')
+        return np.bincount(labels, minlength=num_classes)
+    # Multi-label: count every image once per class it carries.
+    counts = np.zeros(num_classes, dtype=np.int64)
+    bar = ProgressBar(len(dataset), file=sys.stderr) if progress else None
+    for i in range(len(dataset)):
+        ids = np.unique(np.asarray(dataset.get_cat_ids(i), dtype=np.int64))
+        counts[ids] += 1
+        if bar:
+            bar.update()
+    return counts
+
+
+def _pixel_counts(dataset, num_classes: int, progress: bool) -> np.ndarray:
+    ignore_index = getattr(dataset, 'ignore_index', 255)
+    counts = np.zeros(num_classes, dtype=np.int64)
+    bar = ProgressBar(len(dataset), file=sys.stderr) if progress else None
+    for i in range(len(dataset)):
+        item = dataset[i]
+        seg = item.get('gt_seg_map') if isinstance(item, dict) else None
+        if seg is None:
+            raise ValueError(
+                f'{type(dataset).__name__}: item {i} has no gt_seg_map after '
+                'the annotation loaders; the training pipeline needs a '
+                'LoadAnnotations step')
+        seg = np.asarray(seg).ravel()
+        seg = seg[seg != ignore_index].astype(np.int64)
+        bad = seg[(seg < 0) | (seg >= num_classes)]
+        if bad.size:
+            info = dataset.get_data_info(i)
+            raise ValueError(
+                f'{info.get("seg_map_path", f"item {i}")}: label {bad[0]} is '
+                f'neither a class index in [0, {num_classes}) nor '
+                f'ignore_index={ignore_index}')
+        counts += np.bincount(seg, minlength=num_classes)
+        if bar:
+            bar.update()
+    return counts
+
+
+def count_dataset_classes(dataset, progress: bool = False) -> dict:
+    """Images (cls) or pixels (seg) per class of ``dataset``.
+
+    Args:
+        dataset: A built MMPretrain data set (has ``get_gt_labels``) or an
+            MMSegmentation one whose pipeline yields ``gt_seg_map`` (build it
+            with :func:`build_counting_dataset` so augmentation is off);
+            ``ignore_index`` pixels are not counted. Wrappers are unwrapped
+            (see :func:`_parts`).
+        progress (bool): Show mmengine's progress bar. Defaults to False.
+
+    Returns:
+        dict: ``{"kind": "images"|"pixels", "classes": [...], "counts":
+        [...]}``, counts as Python ints, one per class.
+    """
+    classes = list(dataset.metainfo.get('classes') or [])
+    if not classes:
+        raise ValueError(f'{type(dataset).__name__} has no '
+                         "metainfo['classes'] to count over")
+    parts = _parts(dataset)
+    kind = 'images' if all(hasattr(p, 'get_gt_labels')
+                           for p in parts) else 'pixels'
+    counts = np.zeros(len(classes), dtype=np.int64)
+    for part in parts:
+        if kind == 'images':
+            counts += _image_counts(part, len(classes), progress)
+        else:
+            counts += _pixel_counts(part, len(classes), progress)
+    return dict(kind=kind, classes=classes, counts=[int(c) for c in counts])
+
+
+def write_class_counts(result: dict, path: str) -> None:
+    """Write ``result`` of :func:`count_dataset_classes` as JSON."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(result, f, indent=2)
+        f.write('\n')

@@ -1,0 +1,156 @@
+import logging
+from typing import Dict, List
+
+import torch
+import torch.nn as nn
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.registry import HOOKS
+
+from mmnpe.functional import load_class_counts
+from ..class_counts_mixin import ClassCountsMixin
+from ..dataset_class_counts import (build_counting_dataset,
+                                    count_dataset_classes)
+
+
+def _count_modules(runner) -> List[ClassCountsMixin]:
+    # runner.model.modules() reaches through DDP and TTA wrappers alike.
+    return [
+        m for m in runner.model.modules() if isinstance(m, ClassCountsMixin)
+    ]
+
+
+# Registered in mmengine's root registry: mmseg and mmpretrain configs find it.
+@HOOKS.register_module()
+class ClassCountsHook(Hook):
+    """Give count-using modules their class counts from the training data.
+
+    Every module of the model that mixes in :class:`ClassCountsMixin` and was
+    built with ``class_counts=None`` gets the training data set's counts:
+
+    - ``before_train``: from ``runner.train_dataloader.dataset`` (images per
+      class through MMPretrain's ``get_gt_labels()``). They are set even if a
+      checkpoint (``load_from`` / ``resume``) brought counts along: the data
+      being trained on is the source, and on resume both are the same (a
+      warning says so when they differ).
+    - ``before_val`` / ``before_test`` (``tools/test.py`` on a checkpoint,
+      e.g. post-hoc LA on a CE model): only modules whose counts are still
+      unset; the training data set is then built from
+      ``cfg.train_dataloader`` with augmentation off.
+
+    Pixel counts (segmentation) are not computed at run time -- a pass over
+    ADE20K's 20k annotations at every start would be a surprise; write them
+    once with ``tools/analysis/class_counts.py`` and pass the JSON path.
+
+    Modules given a counts JSON are left as they are, but the JSON's class
+    names are checked against the data set's ``metainfo['classes']``
+    (``ValueError`` on a mismatch). Modules given a list are not touched.
+
+    ``before_run`` also checks every decode head's count losses against its
+    ``out_channels`` (the losses' ``check_decode_out_channels``), so a loss
+    that cannot train its head fails before any checkpoint is loaded.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self) -> None:
+        self._cache: Dict[str, dict] = {}
+
+    def _counts(self, dataset, where: str) -> dict:
+        if where not in self._cache:
+            result = count_dataset_classes(dataset)
+            if result['kind'] != 'images':
+                raise ValueError(
+                    'ClassCountsHook: the training data set is a '
+                    'segmentation one, whose pixel counts are not computed '
+                    'at run time; write them once with tools/analysis/'
+                    'class_counts.py CONFIG --out counts.json and pass '
+                    "class_counts='counts.json' to the module")
+            self._cache[where] = result
+        return self._cache[where]
+
+    @staticmethod
+    def _check_files(modules, classes, what: str) -> None:
+        for m in modules:
+            if m.class_counts_file is not None:
+                # Raises naming the first differing class.
+                load_class_counts(
+                    m.class_counts_file,
+                    classes=classes,
+                    name=f'{type(m).__name__}.class_counts ({what})')
+
+    def _fill(self, modules, result: dict, overwrite: bool) -> None:
+        for m in modules:
+            if not m.class_counts_from_dataset:
+                continue
+            if m.has_class_counts and not overwrite:
+                continue
+            new = torch.as_tensor(result['counts'], dtype=torch.float64)
+            if m.has_class_counts and (
+                    m.class_counts.numel() != new.numel()
+                    or not torch.equal(m.class_counts.cpu(), new)):
+                print_log(
+                    f'ClassCountsHook: {type(m).__name__} loaded class '
+                    'counts from a checkpoint that differ from the training '
+                    'data set\'s; using the data set\'s',
+                    logger='current',
+                    level=logging.WARNING)
+            m.set_class_counts(result['counts'])
+            print_log(
+                f'ClassCountsHook: {type(m).__name__}.class_counts from the '
+                f'training data set ({result["kind"]} per class): '
+                f'{result["counts"]}',
+                logger='current')
+
+    def before_run(self, runner) -> None:
+        """Refuse a count loss on a decode head it cannot train (Balanced
+        Sigmoid on a softmax head, LA / Balanced Softmax on a one-channel
+        head) before anything is loaded or trained."""
+        for name, module in runner.model.named_modules():
+            losses = getattr(module, 'loss_decode', None)
+            out_channels = getattr(module, 'out_channels', None)
+            if losses is None or out_channels is None:
+                continue
+            losses = losses if isinstance(losses, nn.ModuleList) else [losses]
+            for loss in losses:
+                check = getattr(loss, 'check_decode_out_channels', None)
+                if check is not None:
+                    try:
+                        check(out_channels)
+                    except ValueError as e:
+                        raise ValueError(f'{name}: {e}') from None
+
+    def before_train(self, runner) -> None:
+        """Fill dataset-sourced modules from the training data set."""
+        modules = _count_modules(runner)
+        if not modules:
+            return
+        dataset = runner.train_dataloader.dataset
+        self._check_files(modules, dataset.metainfo.get('classes'),
+                          'training data set')
+        if any(m.class_counts_from_dataset for m in modules):
+            self._fill(modules, self._counts(dataset, 'train'), True)
+
+    def _before_eval(self, runner, loader_name: str) -> None:
+        modules = _count_modules(runner)
+        if not modules:
+            return
+        dataset = getattr(runner, loader_name).dataset
+        self._check_files(modules, dataset.metainfo.get('classes'),
+                          loader_name.replace('_dataloader', '') + ' data set')
+        unset = [
+            m for m in modules
+            if m.class_counts_from_dataset and not m.has_class_counts
+        ]
+        if unset:
+            if 'cfg' not in self._cache:
+                self._counts(build_counting_dataset(runner.cfg), 'cfg')
+            self._fill(unset, self._cache['cfg'], False)
+
+    def before_val(self, runner) -> None:
+        """Fill still-unset modules (validation outside training)."""
+        self._before_eval(runner, 'val_dataloader')
+
+    def before_test(self, runner) -> None:
+        """Fill still-unset modules (``tools/test.py``)."""
+        self._before_eval(runner, 'test_dataloader')

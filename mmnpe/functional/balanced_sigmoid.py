@@ -1,0 +1,84 @@
+"""Balanced Sigmoid: the prior offset for independent sigmoid outputs.
+
+From the Balanced Activation slides (Ren et al., the sigmoid counterpart of
+`Balanced Meta-Softmax <https://arxiv.org/abs/2007.10740>`_): with ``k``
+classes, ``n`` samples and ``n_j`` positives of class ``j``, training uses
+
+    sigmoid(z_j - log( (n/k) / n_j * (n - n_j) / (n - n/k) ))
+
+i.e. ``z_j + log(n_j / (n - n_j)) - log((n/k) / (n - n/k))``: the training
+log-odds of class j replace those of a balanced set, where every class has
+``n/k`` positives. The model then learns balanced log-odds and predicts with
+the plain ``sigmoid(z_j)``. Uniform counts give offset 0 (plain BCE).
+
+**One-channel binary segmentation** (mmseg ``out_channels=1``): the classes
+are background (0) and foreground (1), so ``k = 2``, ``n = n_0 + n_1`` is the
+number of labelled pixels and the single output is the foreground's, whose
+offset is ``log(n_1 / n_0) - log(1) = log(n_1 / n_0)``.
+
+**Multi-label classification**: ``k = C``, ``n_j`` images carrying class
+``j`` and ``n`` the number of images, which for multi-label data is *not*
+``sum(n_j)`` and must be given.
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .logit_adjust import class_axis
+
+
+def balanced_sigmoid_offset(class_counts: Tensor,
+                            num_samples: Optional[float] = None) -> Tensor:
+    """``log(n_j / (n - n_j)) - log((n/k) / (n - n/k))`` per class, (k, ).
+
+    Args:
+        class_counts (Tensor): Positives per class ``n_j``, all > 0, (k, ).
+        num_samples (float, optional): ``n``; None means ``sum(n_j)`` (one
+            label per sample: single-label data, binary segmentation).
+            Defaults to None.
+
+    Returns:
+        Tensor: The offsets, float64, (k, ).
+    """
+    counts = class_counts.double()
+    k = counts.numel()
+    if k < 2:
+        raise ValueError('balanced sigmoid needs counts of k >= 2 classes '
+                         f'(binary: background and foreground), got {k}')
+    n = counts.sum() if num_samples is None else torch.tensor(
+        float(num_samples), dtype=torch.float64)
+    full = (counts >= n).nonzero().flatten()
+    if full.numel():
+        j = int(full[0])
+        raise ValueError(
+            f'class_counts[{j}] = {counts[j].item():g} is not below the '
+            f'number of samples n = {n.item():g}: every sample is a positive '
+            'of that class and its log-odds are infinite (for multi-label '
+            'data pass num_samples = the number of images)')
+    balanced = n / k
+    return (counts / (n - counts)).log() - (balanced / (n - balanced)).log()
+
+
+def balanced_sigmoid_loss(pred: Tensor, target: Tensor,
+                          offset: Tensor) -> Tensor:
+    """Unreduced ``BCE-with-logits(pred + offset, target)``.
+
+    Args:
+        pred (Tensor): Logits, (N, C) or (N, C, H, W).
+        target (Tensor): Targets in [0, 1] of ``pred``'s shape.
+        offset (Tensor): Per-channel offsets, (C, ) (see
+            :func:`balanced_sigmoid_offset`).
+
+    Returns:
+        Tensor: Loss per element, ``pred``'s shape.
+    """
+    if target.shape != pred.shape:
+        raise ValueError('target must have pred\'s shape, got pred '
+                         f'{tuple(pred.shape)} and target '
+                         f'{tuple(target.shape)}')
+    return F.binary_cross_entropy_with_logits(
+        pred + class_axis(offset, pred),
+        target.to(pred.dtype),
+        reduction='none')

@@ -100,20 +100,25 @@ class SegSweepState:
         label = torch.where((label >= 0) & (label < c), label,
                             torch.full_like(label, c))
         z, eta = z[:, valid], eta[:, valid]
-        # Bounded memory: a chunk of scales at a time, ~4M values each.
-        chunk = max(1, (1 << 22) // max(1, z.numel()))
-        scales = torch.tensor(self.scales, dtype=z.dtype, device=z.device)
-        base = label * c
-        for start in range(0, len(self.scales), chunk):
-            s = scales[start:start + chunk].view(-1, 1, 1)
-            pred = (z.unsqueeze(0) - s * eta.unsqueeze(0)).argmax(dim=1)
-            offset = torch.arange(
-                pred.shape[0], device=z.device).view(-1, 1) * ((c + 1) * c)
-            counts = torch.bincount(
-                (offset + base + pred).reshape(-1),
-                minlength=pred.shape[0] * (c + 1) * c)
-            self.confusion[start:start + pred.shape[0]] += counts.view(
-                -1, c + 1, c).cpu()
+        scales = torch.tensor(
+            self.scales, dtype=z.dtype, device=z.device).view(-1, 1)
+        # argmax over classes of z - s * eta for all scales, (S, P). A
+        # running maximum over the class axis: elementwise on (S, P) rows,
+        # much faster than torch's argmax over a strided axis; the strict
+        # '>' keeps the first maximum, as argmax does.
+        best = z[0] - scales * eta[0]
+        pred = torch.zeros(best.shape, dtype=torch.long, device=z.device)
+        for k in range(1, c):
+            cur = z[k] - scales * eta[k]
+            higher = cur > best
+            best = torch.where(higher, cur, best)
+            pred.masked_fill_(higher, k)
+        offset = torch.arange(
+            len(self.scales), device=z.device).view(-1, 1) * ((c + 1) * c)
+        counts = torch.bincount(
+            (offset + (label * c) + pred).reshape(-1),
+            minlength=len(self.scales) * (c + 1) * c)
+        self.confusion += counts.view(-1, c + 1, c).cpu()
 
     def areas(self, index: int) -> Dict[str, Tensor]:
         """IoUMetric's four per-class areas of scale ``index``, float32 as

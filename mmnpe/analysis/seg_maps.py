@@ -41,6 +41,8 @@ def _crop_maps(model: nn.Module, inputs: Tensor,
     x = model.extract_feat(inputs)
     z = model.decode_head.forward(x)
     eta = _eta_like(model.estimate_prior(x), z, model.align_corners)
+    # Resized apart: torch's bilinear kernel rounds differently for another
+    # channel count, and z must stay bit-identical to the stock logits.
     return (model.decode_head.predict_by_feat(z, batch_img_metas),
             model.decode_head.predict_by_feat(eta, batch_img_metas))
 
@@ -79,6 +81,34 @@ def _slide_maps(model: nn.Module, inputs: Tensor,
     return z_sum / count, eta_sum / count
 
 
+def _to_label_resolution(
+        model: nn.Module, maps: Tensor,
+        data_samples: Sequence[SegDataSample]) -> List[Tensor]:
+    """mmseg's ``postprocess_result`` without the argmax: per image remove
+    the padding, undo the flip, resize to ``ori_shape``. (C', H, W) each."""
+    height, width = maps.shape[2:]
+    out = []
+    for i, sample in enumerate(data_samples):
+        meta = sample.metainfo
+        left, right, top, bottom = meta.get('img_padding_size',
+                                            meta.get('padding_size', [0] * 4))
+        one = maps[i:i + 1, :, top:height - bottom, left:width - right]
+        if meta.get('flip', None):
+            direction = meta.get('flip_direction', None)
+            if direction not in ('horizontal', 'vertical'):
+                raise ValueError("flip_direction must be 'horizontal' or "
+                                 f"'vertical', got {direction!r}")
+            one = one.flip(dims=(3, ) if direction == 'horizontal' else (2, ))
+        out.append(
+            resize(
+                one,
+                size=meta['ori_shape'],
+                mode='bilinear',
+                align_corners=model.align_corners,
+                warning=False).squeeze(0))
+    return out
+
+
 def seg_logits_and_estimate(
         model: nn.Module, inputs: Tensor,
         data_samples: Sequence[SegDataSample]) -> List[Tuple[Tensor, Tensor]]:
@@ -105,17 +135,12 @@ def seg_logits_and_estimate(
                          f'{mode!r}')
     # metainfo returns fresh dicts: slide mode may edit img_shape freely.
     metas = [sample.metainfo for sample in data_samples]
-    maps = (_slide_maps if mode == 'slide' else _crop_maps)(model, inputs,
-                                                            metas)
-    out = []
-    for z_or_eta in maps:
-        fresh = [
-            SegDataSample(metainfo=sample.metainfo) for sample in data_samples
-        ]
-        # The stock post-processing: padding crop, flip, resize to ori_shape.
-        done = model.postprocess_result(z_or_eta, fresh)
-        out.append([sample.seg_logits.data for sample in done])
-    return list(zip(*out))
+    z, eta = (_slide_maps if mode == 'slide' else _crop_maps)(model, inputs,
+                                                              metas)
+    return list(
+        zip(
+            _to_label_resolution(model, z, data_samples),
+            _to_label_resolution(model, eta, data_samples)))
 
 
 @torch.no_grad()

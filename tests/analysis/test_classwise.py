@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
+from analysis_helpers import REPO
 from mmengine.runner import Runner
 
 from mmnpe.analysis import (classwise_table, frequency_bands, load_config,

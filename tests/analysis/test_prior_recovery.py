@@ -10,7 +10,7 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, save_checkpoint
+from analysis_helpers import REPO, save_checkpoint
 from mmengine.config import ConfigDict
 from scipy import stats as sps
 

@@ -9,18 +9,20 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO
+from analysis_helpers import REPO
 from helpers import tiny_segmentor_cfg
 from mmengine.runner import Runner
 from mmseg.evaluation import IoUMetric
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 
 from mmnpe.analysis import (SegSweepState, build_model, check_scales,
                             load_config, scale_sweep, seg_logits_and_estimate,
                             sweep_segmentor)
 from mmnpe.analysis.builder import build_dataloader, eval_dataloader_cfg
 from mmnpe.analysis.scale_sweep import best_scales
+from mmnpe.analysis.seg_maps import _to_label_resolution
 
 SCALES = [0, 0.05, 0.2, 1, 5]
 SLIDE = {
@@ -99,7 +101,7 @@ def test_seg_sweep_equals_separate_evaluations(seg_npe, mode):
     assert len(inter) >= 3
 
 
-@pytest.mark.parametrize('mode', ['whole', 'slide'])
+@pytest.mark.parametrize('mode', list(MODES))
 def test_seg_alpha0_equals_stock_segmentor(seg_npe, mode):
     config, ckpt = seg_npe
     cfg = load_config(config, MODES[mode])
@@ -126,6 +128,25 @@ def test_seg_alpha0_equals_stock_segmentor(seg_npe, mode):
     expected = _ordinary_areas(stock, loader)
     for key, value in state.areas(0).items():
         assert torch.equal(value, expected[key])
+
+
+@pytest.mark.parametrize('flip', [None, 'horizontal', 'vertical'])
+def test_label_resolution_matches_stock_postprocessing(seg_npe, flip):
+    config, ckpt = seg_npe
+    model = build_model(load_config(config), ckpt)
+    maps = torch.randn(2, 12, 48, 40)
+    meta = dict(
+        ori_shape=(30, 33),
+        padding_size=[0, 4, 0, 6],
+        img_shape=(42, 36),
+        flip=flip is not None,
+        flip_direction=flip)
+    samples = [SegDataSample(metainfo=meta) for _ in range(2)]
+    got = _to_label_resolution(model, maps, samples)
+    stock = model.postprocess_result(maps, copy.deepcopy(samples))
+    for g, s in zip(got, stock):
+        assert g.shape == (12, 30, 33)
+        assert torch.equal(g, s.seg_logits.data)
 
 
 @MODELS.register_module(name='_FixedPriorSegmentor', force=True)

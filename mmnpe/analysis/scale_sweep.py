@@ -384,6 +384,7 @@ def plot_scale_sweep(result: dict, out_file: Optional[str] = None):
                 textcoords='offset points',
                 xytext=(4, 6),
                 fontsize=7)
+    ax.margins(x=0.08, y=0.1)
     ax.set_xlabel('scale factor (alpha / tau)')
     ax.set_ylabel('%')
     ax.set_title('one-pass scale sweep (star: best per metric)', fontsize=9)

@@ -5,7 +5,6 @@ import re
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import torch
 import torch.nn as nn
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
@@ -230,10 +229,3 @@ def classification_train_counts(cfg: Config) -> List[int]:
     num_classes = len(dataset.metainfo.get('classes')
                       or []) or (max(labels) + 1)
     return np.bincount(labels, minlength=num_classes).tolist()
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Device of the model's first parameter (CPU without parameters)."""
-    for p in model.parameters():
-        return p.device
-    return torch.device('cpu')

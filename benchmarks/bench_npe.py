@@ -1,19 +1,30 @@
 """How cheap is NPE? Ratios measured side by side in one process on the CPU.
 
-Each measure times A (the NPE variant) and B (its baseline) interleaved with
-one thread, takes the ratio of medians over --reps paired repetitions after
-warm-up, and prints an A/A control (B against a copy of itself) beside it:
-the control's distance from 1.00 is the noise floor of that line.
+Each timing measure times A (the NPE variant) and B (its baseline)
+interleaved with one thread, takes the ratio of medians over --reps paired
+repetitions after warm-up, and prints an A/A control (B against a copy of
+itself) beside it: the control's distance from 1.00 is the noise floor of
+that line.
+
+Memory measures (mem_*) report the peak tensor memory of one step of A and
+of B, after a warm-up step (optimizer state exists, as in steady state):
+the bytes of the tensors alive before the step (parameters, buffers,
+gradients, optimizer state, inputs) plus the highest level that the
+allocations made during the step reach, as PyTorch's CPU allocator reports
+every allocation and free to its profiler. Deterministic; allocator
+overhead, Python objects and the interpreter are not counted.
 
     python benchmarks/bench_npe.py [--reps 15] [--only cls_train ...]
 
 Goals (DESIGN.md section 5): cls_train <= 1.03, cls_fused 1.00 +- 0.01 with
-identical argmax, seg_infer <= 1.02, seg_frozen <= 0.35.
+identical argmax, seg_infer <= 1.02, seg_frozen <= 0.35; issue 8: a sweep
+of 11 scale factors <= 1.3x one ordinary evaluation (sweep_seg, sweep_cls).
 """
 import argparse
 import copy
 import os.path as osp
 import statistics
+import tempfile
 import time
 
 import torch
@@ -47,6 +58,48 @@ def paired_ratio(fn_a, fn_b, fn_b2, reps: int, warmup: int = 2):
             times[j].append(_time(fns[j]))
     ta, tb, tb2 = (statistics.median(t) for t in times)
     return ta / tb, tb2 / tb, tb
+
+
+def _tensor_bytes(tensors) -> int:
+    seen, total = set(), 0
+    for t in tensors:
+        if t is None or not torch.is_tensor(t):
+            continue
+        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        if key not in seen:
+            seen.add(key)
+            total += key[1]
+    return total
+
+
+def _live_bytes(model, optimizer=None, inputs=()) -> int:
+    """Bytes of the tensors a step starts with (shared storage once)."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    tensors += [p.grad for p in model.parameters()]
+    if optimizer is not None:
+        for state in optimizer.state.values():
+            tensors += list(state.values())
+    return _tensor_bytes(tensors + list(inputs))
+
+
+def step_peak_bytes(fn) -> int:
+    """Highest level of tensor memory allocated by ``fn()`` above what it
+    started with, from the allocation / free events of the profiler."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
+        fn()
+    events = sorted((e.start_ns(), e.nbytes())
+                    for e in p.profiler.kineto_results.events()
+                    if e.name() == '[memory]')
+    level = peak = 0
+    for _, nbytes in events:
+        level += nbytes
+        peak = max(peak, level)
+    return peak
+
+
+def _mib(nbytes: int) -> str:
+    return f'{nbytes / 2**20:.1f} MiB'
 
 
 def _fresh(*models):
@@ -168,8 +221,6 @@ def bench_seg_infer(reps: int) -> str:
 def bench_seg_frozen(reps: int) -> str:
 
     from mmengine.optim import OptimWrapper
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
 
     from mmnpe.engine import FrozenBackboneHook
 
@@ -177,24 +228,7 @@ def bench_seg_frozen(reps: int) -> str:
     runner = type('R', (), dict(model=frozen))()
     hook = FrozenBackboneHook()
     hook.before_train(runner)
-    g = torch.Generator().manual_seed(0)
-    meta = dict(
-        img_shape=(128, 128),
-        ori_shape=(128, 128),
-        pad_shape=(128, 128),
-        padding_size=[0, 0, 0, 0])
-    batch = dict(
-        inputs=[
-            torch.randint(
-                0, 256, (3, 128, 128), generator=g, dtype=torch.uint8)
-            for _ in range(4)
-        ],
-        data_samples=[
-            SegDataSample(
-                gt_sem_seg=PixelData(
-                    data=torch.randint(0, 2, (1, 128, 128), generator=g)),
-                metainfo=meta) for _ in range(4)
-        ])
+    batch = _seg_batch()
 
     def step_fn(model, freeze=False):
         wrapper = OptimWrapper(
@@ -216,11 +250,202 @@ def bench_seg_frozen(reps: int) -> str:
             f'baseline {base:.2f} s)  goal <= 0.35')
 
 
+def _cls_train_step(model):
+    from mmengine.optim import OptimWrapper
+    from mmpretrain.structures import DataSample
+    x = torch.randn(128, 3, 32, 32)
+    samples = [DataSample().set_gt_label(i % 100) for i in range(128)]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    wrapper = OptimWrapper(optimizer)
+
+    def step():
+        losses = model.loss(x, samples)
+        wrapper.update_params(sum(losses.values()))
+
+    return step, optimizer, (x, )
+
+
+def _peak(model, step, optimizer=None, inputs=()) -> int:
+    step()  # warm-up: optimizer state exists afterwards
+    start = _live_bytes(model, optimizer, inputs)
+    return start + step_peak_bytes(step)
+
+
+def bench_mem_cls_train(reps: int) -> str:
+    sizes = []
+    for num_pems in (16, 0):
+        model = _cls_model(num_pems).train()
+        step, optimizer, inputs = _cls_train_step(model)
+        sizes.append(_peak(model, step, optimizer, inputs))
+    return (f'mem_cls_train  peak tensor memory of a ResNet-32 step, 16 PEMs '
+            f'/ 0 PEMs (batch 128): {sizes[0] / sizes[1]:.3f}  '
+            f'({_mib(sizes[0])} / {_mib(sizes[1])})')
+
+
+def _seg_batch():
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    g = torch.Generator().manual_seed(0)
+    meta = dict(
+        img_shape=(128, 128),
+        ori_shape=(128, 128),
+        pad_shape=(128, 128),
+        padding_size=[0, 0, 0, 0])
+    return dict(
+        inputs=[
+            torch.randint(
+                0, 256, (3, 128, 128), generator=g, dtype=torch.uint8)
+            for _ in range(4)
+        ],
+        data_samples=[
+            SegDataSample(
+                gt_sem_seg=PixelData(
+                    data=torch.randint(0, 2, (1, 128, 128), generator=g)),
+                metainfo=meta) for _ in range(4)
+        ])
+
+
+def bench_mem_seg_frozen(reps: int) -> str:
+    from mmengine.optim import OptimWrapper
+
+    from mmnpe.engine import FrozenBackboneHook
+    frozen, full, _ = _seg_models()
+    batch = _seg_batch()
+    sizes = []
+    for model, freeze in ((frozen, True), (full, False)):
+        runner = type('R', (), dict(model=model))()
+        hook = FrozenBackboneHook()
+        if freeze:
+            hook.before_train(runner)
+        optimizer = torch.optim.SGD(
+            [p for p in model.parameters() if p.requires_grad], lr=0.01)
+        wrapper = OptimWrapper(optimizer)
+
+        def step():
+            model.train()
+            if freeze:
+                hook.before_train_iter(runner, 0)
+            model.train_step(copy.deepcopy(batch), wrapper)
+
+        sizes.append(_peak(model, step, optimizer, batch['inputs']))
+    return (f'mem_seg_frozen peak tensor memory of a PEM iteration, '
+            f'backbone+heads frozen / full fine-tuning, UNet STARE 4x128^2: '
+            f'{sizes[0] / sizes[1]:.3f}  ({_mib(sizes[0])} / '
+            f'{_mib(sizes[1])})')
+
+
+def bench_mem_seg_infer(reps: int) -> str:
+    npe, stock, _ = (m.eval() for m in _seg_models())
+    x = torch.randn(1, 3, 256, 256)
+    metas = [
+        dict(
+            img_shape=(256, 256),
+            ori_shape=(256, 256),
+            pad_shape=(256, 256),
+            padding_size=[0, 0, 0, 0])
+    ]
+    sizes = []
+    for model in (npe, stock):
+        model.test_cfg.mode = 'whole'
+
+        def step():
+            with torch.no_grad():
+                model.inference(x, metas)
+
+        sizes.append(_peak(model, step, inputs=(x, )))
+    return (f'mem_seg_infer  peak tensor memory of inference, '
+            f'NPEEncoderDecoder (linear PEM) / EncoderDecoder, UNet whole '
+            f'256x256: {sizes[0] / sizes[1]:.3f}  ({_mib(sizes[0])} / '
+            f'{_mib(sizes[1])})')
+
+
+SWEEP_SCALES = [0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 0.85, 1.0]
+
+
+def _test_runner(config: str, work_dir: str, state_dict=None, **options):
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(options)
+    cfg.work_dir = work_dir
+    cfg.log_level = 'WARNING'
+    cfg.default_hooks.logger = None
+    runner = Runner.from_cfg(cfg)
+    if state_dict is not None:
+        runner.model.load_state_dict(state_dict)
+    return runner
+
+
+def bench_sweep_seg(reps: int) -> str:
+    from mmnpe.analysis import sweep_segmentor
+    from mmnpe.seg import generate_synthetic_lt
+    config = osp.join(REPO,
+                      'configs/demo/npe_fcn_unet-tiny_synthetic-lt-64x64.py')
+    with tempfile.TemporaryDirectory() as tmp:
+        generate_synthetic_lt(tmp, num_train=16, num_val=16, size=64)
+        data = {
+            f'{s}_dataloader.dataset.data_root': tmp
+            for s in ('train', 'val', 'test')
+        }
+        torch.manual_seed(0)
+        runner = _test_runner(config, osp.join(tmp, 'a'), **data)
+        runner2 = _test_runner(config, osp.join(tmp, 'b'),
+                               runner.model.state_dict(), **data)
+        model, loader = runner.model, runner.test_dataloader
+
+        def sweep():
+            sweep_segmentor(model, loader, SWEEP_SCALES, 6).metrics()
+
+        r, aa, base = _paired(sweep, runner.test_loop.run,
+                              runner2.test_loop.run, reps)
+    return (f'sweep_seg  one-pass sweep of 11 scale factors / one test-loop '
+            f'evaluation, demo UNet whole 64x64, 16 images: {r:.3f}  (A/A '
+            f'{aa:.3f}; baseline {base * 1e3:.0f} ms)  goal <= 1.3')
+
+
+def bench_sweep_cls(reps: int) -> str:
+    from mmnpe.analysis import sweep_classifier
+    from mmnpe.cls import LongTailAccuracy
+    config = osp.join(REPO, 'configs/demo/npe-la-k16_resnet32_digits-lt.py')
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        runner = _test_runner(config, osp.join(tmp, 'a'))
+        runner2 = _test_runner(config, osp.join(tmp, 'b'),
+                               runner.model.state_dict())
+        model, loader = runner.model, runner.test_dataloader
+        counts = loader.dataset.metainfo['train_class_counts']
+        assert isinstance(runner.test_evaluator.metrics[0], LongTailAccuracy)
+
+        def sweep():
+            sweep_classifier(model, loader, SWEEP_SCALES, 10).metrics(counts)
+
+        r, aa, base = _paired(sweep, runner.test_loop.run,
+                              runner2.test_loop.run, reps)
+    return (f'sweep_cls  one-pass sweep of 11 scale factors / one test-loop '
+            f'evaluation, ResNet-32 K=16 DigitsLT, 500 images: {r:.3f}  (A/A '
+            f'{aa:.3f}; baseline {base * 1e3:.0f} ms)  goal <= 1.3')
+
+
+def _paired(sweep, run, run2, reps):
+    """The sweep runs inside the Runner's scope, as its test loop does."""
+
+    def a():
+        with torch.no_grad():
+            sweep()
+
+    return paired_ratio(a, run, run2, reps, warmup=1)
+
+
 BENCHES = dict(
     cls_train=bench_cls_train,
     cls_fused=bench_cls_fused,
     seg_infer=bench_seg_infer,
-    seg_frozen=bench_seg_frozen)
+    seg_frozen=bench_seg_frozen,
+    mem_cls_train=bench_mem_cls_train,
+    mem_seg_frozen=bench_mem_seg_frozen,
+    mem_seg_infer=bench_mem_seg_infer,
+    sweep_seg=bench_sweep_seg,
+    sweep_cls=bench_sweep_cls)
 
 
 def main() -> None:

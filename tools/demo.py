@@ -1,15 +1,18 @@
 """The embedded demo (`make demo`): NPE-LA against its baseline on data that
 ships with the repo's code or its dependencies.
 
-Segmentation: writes the synthetic long-tailed set, trains the small stock
-segmentor of ``configs/demo/`` with CE, trains a linear PEM on it with the
-backbone and decode head frozen, evaluates baseline and NPE-LA at two scale
-factors with mmseg's IoU metric, prints and saves the table, and draws a
-side-by-side PNG of a few validation images.
+Segmentation: writes the synthetic long-tailed set and its pixel counts (the
+code of ``tools/analysis/class_counts.py``), trains the small stock segmentor
+of ``configs/demo/`` with CE, trains a linear PEM on it with the backbone and
+decode head frozen, fine-tunes its decode head with Balanced Softmax (backbone
+frozen), evaluates baseline, post-hoc LA and NPE-LA at two scale factors and
+Balanced Softmax with mmseg's IoU metric, prints and saves the table, and
+draws a side-by-side PNG of a few validation images.
 
 Classification: trains ResNet-32 on DigitsLT (scikit-learn's real digits,
-long-tailed) with CE and NPE-LA (1 and 16 PEMs), prints top-1, balanced and
-Many/Medium/Few accuracy and the learned estimate next to log frequency.
+long-tailed) with CE, Balanced Softmax and NPE-LA (1 and 16 PEMs), tests
+post-hoc LA on the CE checkpoint, prints top-1, balanced and Many/Medium/Few
+accuracy and the learned estimate next to log frequency.
 
 Everything runs through the same configs, registry components and
 ``Runner`` a user would use with ``tools/train.py`` / ``tools/test.py``.
@@ -33,13 +36,23 @@ SEG_BASELINE = osp.join(REPO,
                         'configs/demo/fcn_unet-tiny_synthetic-lt-64x64.py')
 SEG_NPE = osp.join(REPO,
                    'configs/demo/npe_fcn_unet-tiny_synthetic-lt-64x64.py')
+SEG_LA = osp.join(
+    REPO, 'configs/demo/la-posthoc_fcn_unet-tiny_synthetic-lt-64x64.py')
+SEG_BS = osp.join(
+    REPO, 'configs/demo/balanced-softmax_fcn_unet-tiny_synthetic-lt-64x64.py')
 SCALES = (1.0, 0.2)
+# Trained configs; 'LA post-hoc' tests the CE run's last checkpoint instead.
 CLS_CONFIGS = {
-    'CE': osp.join(REPO, 'configs/demo/ce_resnet32_digits-lt.py'),
-    'NPE-LA K=1': osp.join(REPO,
-                           'configs/demo/npe-la-k1_resnet32_digits-lt.py'),
-    'NPE-LA K=16': osp.join(REPO,
-                            'configs/demo/npe-la-k16_resnet32_digits-lt.py'),
+    'CE':
+    osp.join(REPO, 'configs/demo/ce_resnet32_digits-lt.py'),
+    'LA post-hoc':
+    osp.join(REPO, 'configs/demo/la-posthoc_resnet32_digits-lt.py'),
+    'Balanced Softmax':
+    osp.join(REPO, 'configs/demo/balanced-softmax_resnet32_digits-lt.py'),
+    'NPE-LA K=1':
+    osp.join(REPO, 'configs/demo/npe-la-k1_resnet32_digits-lt.py'),
+    'NPE-LA K=16':
+    osp.join(REPO, 'configs/demo/npe-la-k16_resnet32_digits-lt.py'),
 }
 
 
@@ -171,6 +184,16 @@ def seg_demo(args: argparse.Namespace) -> None:
         f'{split}_dataloader.dataset.data_root': args.data_root
         for split in ('train', 'val', 'test')
     }
+    # Pixels per class through the baseline config, as
+    # tools/analysis/class_counts.py CONFIG --out FILE writes them.
+    from mmnpe.engine import (build_counting_dataset, count_dataset_classes,
+                              write_class_counts)
+    count_cfg = Config.fromfile(SEG_BASELINE)
+    count_cfg.merge_from_dict(data)
+    counts_json = osp.join(args.data_root, 'pixel_counts.json')
+    write_class_counts(
+        count_dataset_classes(build_counting_dataset(count_cfg)), counts_json)
+
     base_dir = osp.join(work_dir, 'baseline')
     baseline = _runner(SEG_BASELINE, base_dir, 'demo_baseline', **data)
     baseline.train()
@@ -181,6 +204,17 @@ def seg_demo(args: argparse.Namespace) -> None:
     npe.train()
     npe_ckpt = osp.join(npe_dir, f'iter_{npe.iter}.pth')
 
+    bs_dir = osp.join(work_dir, 'balanced_softmax')
+    bs = _runner(
+        SEG_BS,
+        bs_dir,
+        'demo_balanced_softmax',
+        load_from=base_ckpt,
+        **{'model.decode_head.loss_decode.class_counts': counts_json},
+        **data)
+    bs.train()
+    bs_ckpt = osp.join(bs_dir, f'iter_{bs.iter}.pth')
+
     results, preds = {}, {}
     tester = _runner(
         SEG_BASELINE,
@@ -190,6 +224,29 @@ def seg_demo(args: argparse.Namespace) -> None:
         **data)
     results['baseline (CE)'] = _floats(tester.test())
     preds['baseline (CE)'] = _predict(tester, args.num_vis)
+    for tau in SCALES:
+        name = f'LA post-hoc tau={tau:g}'
+        tester = _runner(
+            SEG_LA,
+            osp.join(work_dir, f'test_la_t{tau:g}'),
+            f'demo_test_la_t{tau:g}',
+            load_from=base_ckpt,
+            **{
+                'model.tau': tau,
+                'model.class_counts': counts_json
+            },
+            **data)
+        results[name] = _floats(tester.test())
+        preds[name] = _predict(tester, args.num_vis)
+    tester = _runner(
+        SEG_BS,
+        osp.join(work_dir, 'test_balanced_softmax'),
+        'demo_test_balanced_softmax',
+        load_from=bs_ckpt,
+        **{'model.decode_head.loss_decode.class_counts': counts_json},
+        **data)
+    results['Balanced Softmax'] = _floats(tester.test())
+    preds['Balanced Softmax'] = _predict(tester, args.num_vis)
     for scale in SCALES:
         name = f'NPE-LA alpha={scale:g}'
         tester = _runner(
@@ -237,11 +294,21 @@ def cls_demo(args: argparse.Namespace) -> None:
     work_dir = osp.abspath(args.work_dir)
     results, estimates = {}, {}
     counts = None
+    ce_ckpt = None
     for name, config in CLS_CONFIGS.items():
         tag = name.lower().replace(' ', '').replace('=', '')
-        runner = _runner(config, osp.join(work_dir, f'cls_{tag}'),
-                         f'demo_cls_{tag}')
-        runner.train()
+        if name == 'LA post-hoc':  # no training: the CE checkpoint
+            runner = _runner(
+                config,
+                osp.join(work_dir, f'cls_{tag}'),
+                f'demo_cls_{tag}',
+                load_from=ce_ckpt)
+        else:
+            runner = _runner(config, osp.join(work_dir, f'cls_{tag}'),
+                             f'demo_cls_{tag}')
+            runner.train()
+        if name == 'CE':
+            ce_ckpt = osp.join(runner.work_dir, f'epoch_{runner.epoch}.pth')
         # The last checkpoint is the one reported (no best-epoch pick).
         metrics = runner.test()
         results[name] = {

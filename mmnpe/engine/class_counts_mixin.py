@@ -5,6 +5,7 @@ LA head and segmentor, IWB) mixes in :class:`ClassCountsMixin`, so that counts
 are given, validated, stored, checkpointed and filled from the training data
 in one way (STYLE.md rule 3: class statistics are buffers).
 """
+import logging
 from typing import Optional, Sequence, Union
 
 import torch
@@ -151,7 +152,7 @@ class ClassCountsMixin:
                     '(a checkpoint holds the counts its model was built '
                     'with)',
                     logger='current',
-                    level=30)
+                    level=logging.WARNING)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)

@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -81,3 +82,54 @@ def test_absent_class_is_nan_not_zero():
     out = LongTailAccuracy.calculate([0], [0], [200, 10])
     assert out['per_class'][0] == 100. and math.isnan(out['per_class'][1])
     assert out['balanced'] == 100. and 'few' not in out
+
+
+def test_summarize_is_calculate_from_counts():
+    rng = np.random.RandomState(0)
+    target = rng.randint(0, 6, 200)
+    pred = np.where(rng.rand(200) < 0.6, target, rng.randint(0, 6, 200))
+    full = LongTailAccuracy.calculate(pred, target, COUNTS)
+    total = np.bincount(target, minlength=6)
+    correct = np.bincount(target[pred == target], minlength=6)
+    assert LongTailAccuracy.summarize(correct, total, COUNTS) == full
+
+
+@pytest.mark.parametrize('correct,total,match', [
+    ([1, 0], [1, 1, 1, 1, 1, 1], 'shape'),
+    ([2, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1], r'\[0, total\]'),
+    ([-1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1], r'\[0, total\]'),
+])
+def test_summarize_bad_counts(correct, total, match):
+    with pytest.raises(ValueError, match=match):
+        LongTailAccuracy.summarize(correct, total, COUNTS)
+
+
+def test_per_class_file_is_written(tmp_path):
+    path = tmp_path / 'sub' / 'run.json'
+    metric = METRICS.build(
+        dict(type='LongTailAccuracy', per_class_file=str(path)))
+    metric.dataset_meta = dict(
+        classes=('a', 'b', 'c'), train_class_counts=[300, 50, 5])
+    metric.process(None, [
+        DataSample().set_gt_label(0).set_pred_label(0).to_dict(),
+        DataSample().set_gt_label(0).set_pred_label(1).to_dict(),
+        DataSample().set_gt_label(1).set_pred_label(1).to_dict(),
+    ])
+    out = metric.evaluate(3)
+    record = json.loads(path.read_text())
+    assert record['format'] == 'mmnpe.per_class/1' and record['task'] == 'cls'
+    assert record['classes'] == ['a', 'b', 'c']
+    assert record['train_class_counts'] == [300, 50, 5]
+    assert record['many_threshold'] == 100 and record['few_threshold'] == 20
+    # Class c has no test sample: null, not 0.
+    assert record['per_class']['accuracy'] == [50.0, 100.0, None]
+    assert record['summary'] == dict(
+        top1=out['lt/top1'],
+        balanced=out['lt/balanced'],
+        many=50.0,
+        medium=100.0)
+
+
+def test_per_class_file_must_be_a_path():
+    with pytest.raises(ValueError, match='per_class_file must be a file'):
+        METRICS.build(dict(type='LongTailAccuracy', per_class_file=3))

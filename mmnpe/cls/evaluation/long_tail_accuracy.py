@@ -1,3 +1,6 @@
+import json
+import os
+import os.path as osp
 from numbers import Real
 from typing import Dict, List, Optional, Sequence
 
@@ -30,12 +33,20 @@ class LongTailAccuracy(BaseMetric):
     mean per-class accuracy over the group's classes; a group without
     classes is left out of the result rather than reported as 0 %.
 
+    With ``per_class_file`` set, the per-class accuracies, the training
+    counts and the thresholds are also written to that JSON file (the input
+    of ``tools/analysis/classwise.py``), e.g. from the command line
+    ``tools/test.py CONFIG CKPT --cfg-options
+    test_evaluator.per_class_file=run.json``.
+
     Args:
         class_counts (Sequence[int], optional): Training images per class;
             defaults to ``dataset_meta['train_class_counts']`` (set by
             :class:`CIFAR10LT` & co.).
         many_threshold (float): Defaults to 100.
         few_threshold (float): Defaults to 20.
+        per_class_file (str, optional): JSON file to write the per-class
+            results to. Defaults to None (nothing written).
         collect_device (str): Defaults to 'cpu'.
         prefix (str, optional): Defaults to 'lt'.
     """
@@ -45,13 +56,18 @@ class LongTailAccuracy(BaseMetric):
                  class_counts: Optional[Sequence[int]] = None,
                  many_threshold: float = 100,
                  few_threshold: float = 20,
+                 per_class_file: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         _check_thresholds(many_threshold, few_threshold)
+        if per_class_file is not None and not isinstance(per_class_file, str):
+            raise ValueError('per_class_file must be a file path (str) or '
+                             f'None, got {per_class_file!r}')
         self.class_counts = class_counts
         self.many_threshold = many_threshold
         self.few_threshold = few_threshold
+        self.per_class_file = per_class_file
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         """Keep the predicted and true label of every sample."""
@@ -70,8 +86,36 @@ class LongTailAccuracy(BaseMetric):
                 'class_counts=[...] or use a data set that sets '
                 "metainfo['train_class_counts']")
         pred, target = (np.array(x) for x in zip(*results))
-        return self.calculate(pred, target, counts, self.many_threshold,
-                              self.few_threshold)
+        result = self.calculate(pred, target, counts, self.many_threshold,
+                                self.few_threshold)
+        if self.per_class_file is not None:
+            self._dump_per_class(result, counts)
+        return result
+
+    def _dump_per_class(self, result: dict, counts: Sequence[int]) -> None:
+        """Write the per-class JSON read by ``tools/analysis/classwise.py``.
+        """
+        classes = (self.dataset_meta or {}).get('classes')
+        if classes is None:
+            classes = [str(c) for c in range(len(counts))]
+        summary = {k: v for k, v in result.items() if k != 'per_class'}
+        record = dict(
+            format='mmnpe.per_class/1',
+            task='cls',
+            classes=list(classes),
+            train_class_counts=np.asarray(counts).tolist(),
+            count_kind='images',
+            many_threshold=self.many_threshold,
+            few_threshold=self.few_threshold,
+            # NaN (class absent from the evaluation set) is not valid JSON.
+            per_class=dict(accuracy=[
+                None if np.isnan(v) else v for v in result['per_class']
+            ]),
+            summary=summary)
+        folder = osp.dirname(osp.abspath(self.per_class_file))
+        os.makedirs(folder, exist_ok=True)
+        with open(self.per_class_file, 'w') as f:
+            json.dump(record, f, indent=2)
 
     @staticmethod
     def calculate(pred,
@@ -109,15 +153,52 @@ class LongTailAccuracy(BaseMetric):
             raise ValueError(
                 f'target holds labels outside [0, {num_classes - 1}]'
                 f' (class_counts has {num_classes} entries)')
-        correct = pred == target
+        total = np.bincount(target, minlength=num_classes)
+        correct = np.bincount(target[pred == target], minlength=num_classes)
+        return LongTailAccuracy.summarize(correct, total, counts,
+                                          many_threshold, few_threshold)
+
+    @staticmethod
+    def summarize(correct,
+                  total,
+                  class_counts: Sequence[int],
+                  many_threshold: float = 100,
+                  few_threshold: float = 20) -> Dict[str, object]:
+        """The long-tail accuracies (in %) from per-class counts.
+
+        The sufficient statistics of :meth:`calculate`, so that a caller
+        accumulating them (e.g. for many scale factors in one pass, see
+        :mod:`mmnpe.analysis.scale_sweep`) gets exactly its result.
+
+        Args:
+            correct (array-like): Correctly classified samples per true
+                class, (C,).
+            total (array-like): Samples per true class, (C,).
+            class_counts (Sequence[int]): Training images per class, (C,).
+            many_threshold (float): Many: count > this. Defaults to 100.
+            few_threshold (float): Few: count < this. Defaults to 20.
+
+        Returns:
+            dict: As :meth:`calculate`.
+        """
+        _check_thresholds(many_threshold, few_threshold)
+        correct = np.asarray(correct, dtype=np.int64)
+        total = np.asarray(total, dtype=np.int64)
+        counts = np.asarray(class_counts)
+        num_classes = len(counts)
+        if correct.shape != (num_classes, ) or total.shape != (num_classes, ):
+            raise ValueError(
+                f'correct and total must have shape ({num_classes},) like '
+                f'class_counts, got {correct.shape} and {total.shape}')
+        if (correct < 0).any() or (correct > total).any():
+            raise ValueError('correct must lie in [0, total] for every '
+                             f'class, got correct={correct.tolist()} and '
+                             f'total={total.tolist()}')
+        seen = total > 0
         per_class = np.full(num_classes, np.nan)
-        for c in range(num_classes):
-            mask = target == c
-            if mask.any():
-                per_class[c] = correct[mask].mean() * 100
-        seen = ~np.isnan(per_class)
+        per_class[seen] = correct[seen] / total[seen] * 100
         result = dict(
-            top1=float(correct.mean() * 100),
+            top1=float(correct.sum() / total.sum() * 100),
             balanced=float(np.nanmean(per_class)))
         groups = dict(
             many=counts > many_threshold,

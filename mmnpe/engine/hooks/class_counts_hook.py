@@ -1,3 +1,4 @@
+import logging
 from typing import Dict, List
 
 import torch
@@ -93,7 +94,7 @@ class ClassCountsHook(Hook):
                     'counts from a checkpoint that differ from the training '
                     'data set\'s; using the data set\'s',
                     logger='current',
-                    level=30)
+                    level=logging.WARNING)
             m.set_class_counts(result['counts'])
             print_log(
                 f'ClassCountsHook: {type(m).__name__}.class_counts from the '

@@ -1,0 +1,231 @@
+"""Building what the analysis tools run on: config, model with checkpoint,
+data loaders and the evaluation settings of a config."""
+import copy
+import re
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch.nn as nn
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+from mmengine.model.utils import revert_sync_batchnorm
+from mmengine.registry import DATASETS, METRICS, MODELS, init_default_scope
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
+from torch.utils.data import DataLoader, Dataset, Subset
+
+# Dataset wrappers whose inner dataset is the one to evaluate once each.
+_WRAPPERS = ('RepeatDataset', 'ClassBalancedDataset')
+
+
+def load_config(config: Union[str, Config],
+                cfg_options: Optional[dict] = None) -> Config:
+    """The config (a path or a :class:`Config`) with ``--cfg-options``
+    merged in, its default scope made current."""
+    cfg = Config.fromfile(config) if isinstance(config,
+                                                str) else copy.deepcopy(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    return cfg
+
+
+def build_model(cfg: Config,
+                checkpoint: Optional[str] = None,
+                device: str = 'cpu') -> nn.Module:
+    """The config's model in eval mode, with the checkpoint's weights.
+
+    Unlike ``load_from`` (which only warns), a checkpoint that lacks any of
+    the model's *parameters*, or holds one with another shape, is refused:
+    a CE checkpoint given to an NPE config would otherwise leave the PEMs at
+    their random initialisation and every number downstream meaningless.
+    Buffers may be missing (a fixed prior built from the config's counts,
+    say).
+
+    Args:
+        cfg (Config): Loaded config (see :func:`load_config`).
+        checkpoint (str, optional): Checkpoint path or URL. Defaults to None
+            (the freshly initialised model).
+        device (str): Defaults to 'cpu'.
+
+    Returns:
+        nn.Module: The model, on ``device``, in eval mode.
+    """
+    model_cfg = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:
+        # As the Runner merges it: a top-level data_preprocessor (mmpretrain
+        # configs) fills in the model's.
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    model = MODELS.build(model_cfg)
+    # As the Runner does without distributed training: SyncBN -> BN.
+    model = revert_sync_batchnorm(model)
+    if checkpoint is not None:
+        ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+        state = ckpt.get('state_dict', ckpt)
+        state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+        missing = [n for n, _ in model.named_parameters() if n not in state]
+        if missing:
+            shown = ', '.join(
+                missing[:6]) + (' ...' if len(missing) > 6 else '')
+            raise ValueError(
+                f'checkpoint {checkpoint!r} has no weights for {len(missing)}'
+                f' parameter(s) of the config\'s model: {shown}. It was '
+                'trained with another model (e.g. without PEMs); pass the '
+                'checkpoint of a model trained with this config')
+        own = model.state_dict()
+        wrong = [(k, tuple(v.shape), tuple(own[k].shape))
+                 for k, v in state.items()
+                 if k in own and tuple(v.shape) != tuple(own[k].shape)]
+        if wrong:
+            k, got, want = wrong[0]
+            raise ValueError(
+                f'checkpoint {checkpoint!r} does not fit the config\'s model:'
+                f' {k} has shape {got} in the checkpoint and {want} in the '
+                f'model ({len(wrong)} such tensor(s))')
+        load_state_dict(model, state, strict=False)
+    return model.to(device).eval()
+
+
+def _unwrap(dataset_cfg: dict) -> List[dict]:
+    """The leaf dataset configs under wrappers, as references."""
+    kind = str(dataset_cfg.get('type', '')).split('.')[-1]
+    if kind in _WRAPPERS:
+        return _unwrap(dataset_cfg['dataset'])
+    if kind == 'ConcatDataset':
+        return [leaf for d in dataset_cfg['datasets'] for leaf in _unwrap(d)]
+    return [dataset_cfg]
+
+
+def _without_wrappers(dataset_cfg: dict) -> dict:
+    """``dataset_cfg`` without repeat / class-balanced wrappers (each
+    sample once); a concatenation stays one."""
+    kind = str(dataset_cfg.get('type', '')).split('.')[-1]
+    if kind in _WRAPPERS:
+        return _without_wrappers(dataset_cfg['dataset'])
+    if kind == 'ConcatDataset':
+        out = copy.deepcopy(dataset_cfg)
+        out['datasets'] = [_without_wrappers(d) for d in out['datasets']]
+        return out
+    return copy.deepcopy(dataset_cfg)
+
+
+def eval_dataloader_cfg(cfg: Config, split: str = 'test') -> ConfigDict:
+    """``{split}_dataloader`` of the config ('val' or 'test')."""
+    if split not in ('val', 'test'):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    loader = cfg.get(f'{split}_dataloader')
+    if loader is None:
+        raise ValueError(f'the config has no {split}_dataloader')
+    return copy.deepcopy(loader)
+
+
+def train_set_cfg(cfg: Config) -> ConfigDict:
+    """The config's training dataset with the test pipeline.
+
+    Built as training builds it (same data, ``reduce_zero_label`` and the
+    like) but with the evaluation pipeline (no random augmentation) and
+    without repeat / class-balanced wrappers, so every image counts once.
+    """
+    if cfg.get('train_dataloader') is None:
+        raise ValueError('the config has no train_dataloader')
+    loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
+    if loader is None:
+        raise ValueError('the config has no test_dataloader or '
+                         'val_dataloader, whose pipeline the training set '
+                         'would be read with')
+    pipeline = _unwrap(loader['dataset'])[0].get('pipeline')
+    if pipeline is None:
+        raise ValueError('the test dataset config has no pipeline')
+    dataset = _without_wrappers(cfg.train_dataloader.dataset)
+    for leaf in _unwrap(dataset):
+        leaf['pipeline'] = copy.deepcopy(pipeline)
+    return ConfigDict(dataset)
+
+
+def build_dataloader(loader_cfg: dict,
+                     dataset: Optional[Dataset] = None,
+                     batch_size: Optional[int] = None) -> DataLoader:
+    """A deterministic data loader (no shuffling) from a dataloader config,
+    optionally over an already built ``dataset``."""
+    loader_cfg = copy.deepcopy(dict(loader_cfg))
+    if dataset is not None:
+        loader_cfg['dataset'] = dataset
+    loader_cfg['sampler'] = dict(type='DefaultSampler', shuffle=False)
+    loader_cfg.pop('batch_sampler', None)
+    if batch_size is not None:
+        loader_cfg['batch_size'] = batch_size
+    # Workers that outlive the loop are pointless for one pass.
+    loader_cfg['persistent_workers'] = False
+    return Runner.build_dataloader(loader_cfg)
+
+
+def build_dataset(dataset_cfg: dict) -> Dataset:
+    """Build (and fully initialise) a dataset from its config."""
+    dataset = DATASETS.build(copy.deepcopy(dict(dataset_cfg)))
+    if hasattr(dataset, 'full_init'):
+        dataset.full_init()
+    return dataset
+
+
+def check_num_samples(num_samples: Optional[int]) -> None:
+    """``num_samples`` must be None or an int >= 1."""
+    if num_samples is not None and (isinstance(num_samples, bool)
+                                    or not isinstance(num_samples, int)
+                                    or num_samples < 1):
+        raise ValueError('num_samples must be an int >= 1 or None, got '
+                         f'{num_samples!r}')
+
+
+def sample_subset(dataset: Dataset,
+                  num_samples: Optional[int],
+                  seed: int = 0) -> Tuple[Dataset, int]:
+    """A seeded random subset of ``num_samples`` items (in dataset order),
+    or the whole dataset when ``num_samples`` is None or not smaller."""
+    check_num_samples(num_samples)
+    size = len(dataset)
+    if num_samples is None or num_samples >= size:
+        if num_samples is not None and num_samples > size:
+            print_log(
+                f'num_samples={num_samples} exceeds the {size} samples of '
+                'the dataset; using all of them',
+                logger='current')
+        return dataset, size
+    # Random, not the first N: many data sets are stored class by class.
+    rng = np.random.RandomState(seed)
+    indices = np.sort(rng.choice(size, num_samples, replace=False))
+    return Subset(dataset, indices.tolist()), num_samples
+
+
+def find_metric(cfg: Config, split: str, metric_type: type):
+    """The first metric of ``{split}_evaluator`` that is an instance of
+    ``metric_type``, built, or None."""
+    evaluator = cfg.get(f'{split}_evaluator')
+    if evaluator is None:
+        return None
+    if isinstance(evaluator, dict) and 'metrics' in evaluator:
+        evaluator = evaluator['metrics']
+    metrics: Sequence = evaluator if isinstance(evaluator,
+                                                (list,
+                                                 tuple)) else [evaluator]
+    for metric_cfg in metrics:
+        metric = METRICS.build(copy.deepcopy(metric_cfg))
+        if isinstance(metric, metric_type):
+            return metric
+    return None
+
+
+def classification_train_counts(cfg: Config) -> List[int]:
+    """Training images per class of a classification config: the training
+    set's ``metainfo['train_class_counts']`` when it has one, otherwise
+    counted from its labels (no images are loaded)."""
+    dataset = build_dataset(_without_wrappers(cfg.train_dataloader.dataset))
+    counts = dataset.metainfo.get('train_class_counts')
+    if counts is not None:
+        return list(counts)
+    labels = [
+        int(np.asarray(dataset.get_data_info(i)['gt_label']).reshape(-1)[0])
+        for i in range(len(dataset))
+    ]
+    num_classes = len(dataset.metainfo.get('classes')
+                      or []) or (max(labels) + 1)
+    return np.bincount(labels, minlength=num_classes).tolist()

@@ -3,10 +3,10 @@ from .datasets import SyntheticLTDataset, generate_synthetic_lt
 from .decode_heads import PEMASPPHead, PEMDecodeHead, PEMFCNHead, PEMUPerHead
 from .evaluation import ClassWiseIoUMetric
 from .losses import OneWayLogisticLoss
-from .segmentors import NPEEncoderDecoder
+from .segmentors import NPECascadeEncoderDecoder, NPEEncoderDecoder
 
 __all__ = [
     'OneWayLogisticLoss', 'PEMDecodeHead', 'PEMFCNHead', 'PEMASPPHead',
-    'PEMUPerHead', 'NPEEncoderDecoder', 'SyntheticLTDataset',
-    'generate_synthetic_lt', 'ClassWiseIoUMetric'
+    'PEMUPerHead', 'NPEEncoderDecoder', 'NPECascadeEncoderDecoder',
+    'SyntheticLTDataset', 'generate_synthetic_lt', 'ClassWiseIoUMetric'
 ]

@@ -1,3 +1,5 @@
+import copy
+import inspect
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -11,6 +13,7 @@ from torch import Tensor
 
 from mmnpe.functional import check_scale_factor, npe_estimate, npe_logit_adjust
 from mmnpe.seg.decode_heads import PEMDecodeHead
+from .decode_head_compat import FIRST_OUTPUT_PREDICTS, check_plain_decode_head
 
 
 def _has_trainable(module: Optional[nn.Module]) -> bool:
@@ -42,6 +45,13 @@ class NPEEncoderDecoder(EncoderDecoder):
     are computed without autograd; a frozen decode or auxiliary head is then
     not run at all during training, as it has nothing to learn.
 
+    The decode head must compute per-class logits from the features alone
+    and predict from them (``predict = predict_by_feat(forward(x))``); heads
+    that do not (MaskFormer, Mask2Former, PointRend's point head, DDRNet,
+    PIDNet ...) are refused when the model is built, naming the head and the
+    reason. Every PEM inherits the decode head's ``ignore_index`` and
+    ``align_corners``; a PEM setting another value is an error.
+
     Args:
         pem_head (dict | list[dict]): Config of one PEM, or of K PEMs.
         scale_factor (float): alpha, finite and >= 0; 0 gives exactly the
@@ -56,6 +66,7 @@ class NPEEncoderDecoder(EncoderDecoder):
                  **kwargs) -> None:
         # Checked before the (possibly large) backbone is built.
         scale_factor = check_scale_factor(scale_factor)
+        self._check_decode_head_cfg(args, kwargs)
         super().__init__(*args, **kwargs)
         self.scale_factor = scale_factor
         if self.out_channels == 1:
@@ -63,7 +74,31 @@ class NPEEncoderDecoder(EncoderDecoder):
                 'NPEEncoderDecoder needs one output per class, but the '
                 'decode head has out_channels == 1 (sigmoid binary '
                 'segmentation); set decode_head.out_channels = num_classes')
+        self._logits_from_first_output = (
+            type(self._final_decode_head()).predict in FIRST_OUTPUT_PREDICTS)
         self._init_pem_heads(pem_head)
+
+    def _check_decode_head_cfg(self, args: tuple, kwargs: dict) -> None:
+        """Refuse, by class, a decode head NPE-LA cannot correct."""
+        if 'decode_head' in kwargs:  # as configs pass it
+            decode_head = kwargs['decode_head']
+        else:
+            try:
+                decode_head = inspect.signature(super().__init__).bind(
+                    *args, **kwargs).arguments['decode_head']
+            except (TypeError, KeyError):
+                return  # the stock __init__ reports bad arguments itself
+        self._check_decode_heads(decode_head)
+
+    def _check_decode_heads(self, decode_head: ConfigType) -> None:
+        check_plain_decode_head(decode_head)
+
+    def _final_decode_head(self) -> nn.Module:
+        """The head whose logits are predicted from (the last stage of a
+        cascade)."""
+        if isinstance(self.decode_head, nn.ModuleList):
+            return self.decode_head[-1]
+        return self.decode_head
 
     def _init_pem_heads(
             self, pem_head: Union[ConfigType, Sequence[ConfigType]]) -> None:
@@ -72,12 +107,26 @@ class NPEEncoderDecoder(EncoderDecoder):
             raise ValueError('pem_head must be a dict or a non-empty list of '
                              'dicts, got an empty list')
         self.pem_heads = ModuleList()
+        decode_head = self._final_decode_head()
         for k, cfg in enumerate(cfgs):
             if cfg.get('num_classes') != self.num_classes:
                 raise ValueError(
                     f'pem_head[{k}].num_classes must equal the decode '
                     f'head\'s num_classes ({self.num_classes}), got '
                     f'{cfg.get("num_classes")!r}')
+            cfg = copy.deepcopy(cfg)
+            # A PEM must ignore the labels the decode head ignores: with
+            # mmseg's default 255 a void label below num_classes would be
+            # trained as a class.
+            for key in ('ignore_index', 'align_corners'):
+                value = getattr(decode_head, key)
+                if key not in cfg:
+                    cfg[key] = value
+                elif cfg[key] != value:
+                    raise ValueError(
+                        f'pem_head[{k}].{key} must equal the decode head\'s '
+                        f'{key} ({value!r}), or be left out to inherit it; '
+                        f'got {cfg[key]!r}')
             head = MODELS.build(cfg)
             if not isinstance(head, PEMDecodeHead):
                 raise TypeError(
@@ -99,9 +148,18 @@ class NPEEncoderDecoder(EncoderDecoder):
         ]
         return npe_estimate(outs, [head.sign for head in self.pem_heads])
 
+    def _decode_logits(self, x: Sequence[Tensor]) -> Tensor:
+        """The decode head's per-class logits, (N, C, h, w), as its
+        ``predict()`` uses them (the first output of DANet / EncNet)."""
+        seg_logits = self.decode_head.forward(x)
+        if self._logits_from_first_output and isinstance(
+                seg_logits, (tuple, list)):
+            seg_logits = seg_logits[0]
+        return seg_logits
+
     def _adjusted_logits(self, x: Sequence[Tensor]) -> Tensor:
         """Decode-head logits minus ``scale_factor * eta``, (N, C, h, w)."""
-        seg_logits = self.decode_head.forward(x)
+        seg_logits = self._decode_logits(x)
         if self.scale_factor == 0:
             return seg_logits
         eta = self.estimate_prior(x)

@@ -5,8 +5,8 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+
+from mmnpe.engine import build_runner, error_hints
 
 
 def parse_args() -> argparse.Namespace:
@@ -78,10 +78,9 @@ def main() -> None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
 
-    runner = (
-        Runner.from_cfg(cfg)
-        if 'runner_type' not in cfg else RUNNERS.build(cfg))
-    runner.test()
+    with error_hints(cfg.load_from):
+        runner = build_runner(cfg)
+        runner.test()
 
 
 if __name__ == '__main__':

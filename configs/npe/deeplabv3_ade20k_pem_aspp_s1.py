@@ -33,5 +33,3 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=2500, val_interval=2500)
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2500))
 custom_hooks = [dict(type='FrozenBackboneHook')]
-# Distributed runs: DDP is built before the hook freezes anything.
-find_unused_parameters = True

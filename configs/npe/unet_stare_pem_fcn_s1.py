@@ -27,5 +27,3 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=600, val_interval=600)
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=600))
 custom_hooks = [dict(type='FrozenBackboneHook')]
-# Distributed runs: DDP is built before the hook freezes anything.
-find_unused_parameters = True

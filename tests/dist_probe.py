@@ -24,8 +24,9 @@ class DistProbeHook(Hook):
         info = dict(
             world_size=runner.world_size,
             ddp=isinstance(wrapper, DistributedDataParallel),
-            trainable=[n for n, p in model.named_parameters()
-                       if p.requires_grad],
+            trainable=[
+                n for n, p in model.named_parameters() if p.requires_grad
+            ],
             trainable_numel=sum(p.numel() for p in model.parameters()
                                 if p.requires_grad),
             all_numel=sum(p.numel() for p in model.parameters()))

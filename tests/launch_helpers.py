@@ -42,8 +42,8 @@ def tool_env(**extra) -> Dict[str, str]:
     module) first on the path, the interpreter running the tests, one
     thread per process (2 cores are shared by all ranks)."""
     env = dict(os.environ)
-    path = [REPO, TESTS] + [p for p in env.get('PYTHONPATH', '').split(':')
-                            if p]
+    path = [REPO, TESTS
+            ] + [p for p in env.get('PYTHONPATH', '').split(':') if p]
     env.update(
         PYTHONPATH=':'.join(path),
         PYTHON=sys.executable,
@@ -90,7 +90,10 @@ class Launch:
         return self.proc.returncode
 
 
-def run_train(config: str, work_dir: str, *args, timeout: float = 240) -> Launch:
+def run_train(config: str,
+              work_dir: str,
+              *args,
+              timeout: float = 240) -> Launch:
     return Launch([
         sys.executable,
         osp.join(TOOLS, 'train.py'), config, '--work-dir', work_dir, *args
@@ -98,22 +101,22 @@ def run_train(config: str, work_dir: str, *args, timeout: float = 240) -> Launch
 
 
 def run_test(config: str,
-         checkpoint: str,
-         work_dir: str,
-         *args,
-         timeout: float = 240) -> Launch:
+             checkpoint: str,
+             work_dir: str,
+             *args,
+             timeout: float = 240) -> Launch:
     return Launch([
         sys.executable,
-        osp.join(TOOLS, 'test.py'), config, checkpoint, '--work-dir',
-        work_dir, *args
+        osp.join(TOOLS, 'test.py'), config, checkpoint, '--work-dir', work_dir,
+        *args
     ], timeout)
 
 
 def run_dist_train(config: str,
-               nproc: int,
-               work_dir: str,
-               *args,
-               timeout: float = 300) -> Launch:
+                   nproc: int,
+                   work_dir: str,
+                   *args,
+                   timeout: float = 300) -> Launch:
     return Launch([
         'bash',
         osp.join(TOOLS, 'dist_train.sh'), config, nproc, '--work-dir',
@@ -124,11 +127,11 @@ def run_dist_train(config: str,
 
 
 def run_dist_test(config: str,
-              checkpoint: str,
-              nproc: int,
-              work_dir: str,
-              *args,
-              timeout: float = 300) -> Launch:
+                  checkpoint: str,
+                  nproc: int,
+                  work_dir: str,
+                  *args,
+                  timeout: float = 300) -> Launch:
     return Launch([
         'bash',
         osp.join(TOOLS, 'dist_test.sh'), config, checkpoint, nproc,
@@ -162,13 +165,14 @@ def state_dict(path: str) -> Dict[str, torch.Tensor]:
     return ckpt.get('state_dict', ckpt)
 
 
-def differing(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor],
+def differing(a: Dict[str, torch.Tensor],
+              b: Dict[str, torch.Tensor],
               keys=None) -> List[str]:
     """Keys whose tensors are not bit-identical (or missing on one side)."""
     keys = sorted(set(a) | set(b)) if keys is None else keys
     return [
-        k for k in keys if k not in a or k not in b
-        or not torch.equal(a[k], b[k])
+        k for k in keys
+        if k not in a or k not in b or not torch.equal(a[k], b[k])
     ]
 
 
@@ -188,8 +192,8 @@ def stock_seg_checkpoint(path: str) -> str:
         if key.endswith('running_mean'):
             state[key] = value + 0.1 * torch.randn(value.shape, generator=g)
         elif key.endswith('running_var'):
-            state[key] = value * (1 + 0.5 * torch.rand(value.shape,
-                                                       generator=g))
+            state[key] = value * (1 +
+                                  0.5 * torch.rand(value.shape, generator=g))
     torch.save(dict(meta=dict(), state_dict=state), path)
     return path
 

@@ -153,21 +153,26 @@ def test_dist_train_then_dist_test(case, tmp_path, synthetic_root):
     for name, launch in (('dist_test', run_dist_test), ('test', run_test)):
         args = (config, ckpt, 2) if name == 'dist_test' else (config, ckpt)
         dump = osp.join(tmp, f'{name}.pkl')
-        runs[name] = launch(*args, osp.join(tmp, name), '--cfg-options',
-                            f'test_evaluator.1.out_file_path={dump}'
-                            if case.dumps_predictions else 'log_level=INFO')
+        runs[name] = launch(
+            *args, osp.join(tmp, name), '--cfg-options',
+            f'test_evaluator.1.out_file_path={dump}'
+            if case.dumps_predictions else 'log_level=INFO')
     for launch in runs.values():
         launch.wait()
     expected = metrics(osp.join(tmp, 'test'))
     got = metrics(osp.join(tmp, 'dist_test'))
     keys = [k for k in expected if k not in ('time', 'data_time', 'step')]
-    assert keys and {k: got.get(k) for k in keys} == {
+    assert keys and {
+        k: got.get(k)
+        for k in keys
+    } == {
         k: expected[k]
         for k in keys
     }
     if case.dumps_predictions:
-        single, multi = (_predictions(osp.join(tmp, f'{name}.pkl'))
-                         for name in ('test', 'dist_test'))
+        single, multi = (
+            _predictions(osp.join(tmp, f'{name}.pkl'))
+            for name in ('test', 'dist_test'))
         # Every test sample once, same label, same scores.
         assert sorted(multi) == sorted(single) == list(range(len(single)))
         for idx, (label, score) in single.items():

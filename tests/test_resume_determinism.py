@@ -72,13 +72,15 @@ def test_resume_is_exact_and_seeds_decide(name, tmp_path, synthetic_root):
     first = run_train(config, work('resumed'), '--resume', '--cfg-options',
                       f'{length}={n}')
     runs = {
-        run: run_train(config, work(run), '--cfg-options',
-                       f'{length}={2 * n}', f'randomness.seed={seed}')
+        run:
+        run_train(config, work(run), '--cfg-options', f'{length}={2 * n}',
+                  f'randomness.seed={seed}')
         for run, seed in (('whole', 0), ('again', 0), ('seed1', 1))
     }
     log = first.wait()
     if name == 'seg_pem':
-        assert 'no checkpoint in' in log and 'fresh start from load_from' in log
+        assert 'no checkpoint in' in log
+        assert 'fresh start from load_from' in log
     assert osp.isfile(osp.join(work('resumed'), ckpt.format(n)))
     assert not osp.isfile(osp.join(work('resumed'), ckpt.format(2 * n)))
     log = run_train(config, work('resumed'), '--resume', '--cfg-options',

@@ -66,8 +66,7 @@ def setup_cpu_distributed(cfg: Config) -> bool:
                 "tools/train.py CONFIG --launcher pytorch)")
         kwargs = dict()
         if dist_cfg.get('timeout') is not None:
-            kwargs['timeout'] = datetime.timedelta(
-                seconds=dist_cfg['timeout'])
+            kwargs['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
         torch_dist.init_process_group(
             backend='gloo',
             init_method='env://',

@@ -45,8 +45,7 @@ def _registries() -> Iterator[Registry]:
     """Every registry below mmengine's root ones (mmseg, mmpretrain ...)."""
     seen = set()
     stack = [
-        r for r in vars(mmengine_registry).values()
-        if isinstance(r, Registry)
+        r for r in vars(mmengine_registry).values() if isinstance(r, Registry)
     ]
     while stack:
         registry = stack.pop()
@@ -152,7 +151,9 @@ def explain_unsafe_checkpoint(err: pickle.UnpicklingError,
     message = str(err)
     if 'Weights only load failed' not in message:
         return None
-    detail = re.search(r'Unsupported global: GLOBAL (\S+)', message)
+    # "Unsupported global: GLOBAL x.Y was not an allowed global" or
+    # "Trying to load unsupported GLOBAL posix.system whose module ...".
+    detail = re.search(r'GLOBAL ([\w.]+)', message)
     culprit = detail.group(1) if detail else 'an object'
     return UnsafeCheckpointError(
         f'checkpoint {path!r} holds {culprit}, a pickled object outside '

@@ -18,8 +18,7 @@ DEFAULT_HOOKS = (dict(type='InputCheckHook'), dict(type='RandomStateHook'))
 def _hook_type(hook) -> str:
     if isinstance(hook, dict):
         kind = hook.get('type')
-        return kind if isinstance(kind, str) else getattr(
-            kind, '__name__', '')
+        return kind if isinstance(kind, str) else getattr(kind, '__name__', '')
     return type(hook).__name__
 
 

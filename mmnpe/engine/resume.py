@@ -75,5 +75,6 @@ def check_load_from(cfg: Config) -> None:
     if _is_local(load_from) and not osp.isfile(load_from):
         raise FileNotFoundError(
             f'load_from = {load_from!r}: no such checkpoint file (relative '
-            'paths are resolved from the current directory); pass the '
-            'right one with --cfg-options load_from=/path/to/checkpoint.pth')
+            'paths are resolved from the current directory); give the right '
+            'one (tools/train.py: --cfg-options load_from=PATH; '
+            'tools/test.py: its CHECKPOINT argument)')

@@ -14,8 +14,9 @@ DATA_BATCH = Optional[dict]
 def _is_training(runner) -> bool:
     """``Runner.train`` builds the optimiser before ``before_run``;
     ``val``/``test`` never do."""
-    return isinstance(getattr(runner, 'optim_wrapper', None),
-                      (OptimWrapper, OptimWrapperDict))
+    return isinstance(
+        getattr(runner, 'optim_wrapper', None),
+        (OptimWrapper, OptimWrapperDict))
 
 
 # Registered in mmengine's root registry: mmseg and mmpretrain configs find it.
@@ -122,7 +123,8 @@ class FrozenBackboneHook(Hook):
             f'FrozenBackboneHook: froze {[n for n, _ in self._frozen]} '
             f'({frozen:,} parameters, held in eval mode); trainable: '
             f'{sum(p.numel() for _, p in trainable):,} parameters in '
-            f'{owners}' + ('; DDP re-wrapped around them' if rewrapped else ''),
+            f'{owners}' +
+            ('; DDP re-wrapped around them' if rewrapped else ''),
             logger='current')
 
     def before_train(self, runner) -> None:

@@ -138,11 +138,10 @@ class InputCheckHook(Hook):
         own = model.state_dict()
         source = runner.cfg.get('load_from')
         unexpected = sorted(k for k in state if k not in own)
-        shapes = sorted(
-            f'{k}: checkpoint {tuple(v.shape)} vs model '
-            f'{tuple(own[k].shape)}' for k, v in state.items()
-            if k in own and isinstance(v, torch.Tensor)
-            and v.shape != own[k].shape)
+        shapes = sorted(f'{k}: checkpoint {tuple(v.shape)} vs model '
+                        f'{tuple(own[k].shape)}' for k, v in state.items()
+                        if k in own and isinstance(v, torch.Tensor)
+                        and v.shape != own[k].shape)
         shared = [k for k in state if k in own]
         if shapes or unexpected or not shared:
             problems = []

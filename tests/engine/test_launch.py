@@ -161,3 +161,15 @@ def test_iteration_based_restore_leaves_numpy_and_python_alone():
     _restore(state, numpy_and_python=False)
     assert torch.rand(3).tolist() == expected_torch
     assert (random.random(), np.random.rand()) == (py, npy)
+
+
+def test_validation_leaves_the_generators_alone():
+    from mmnpe.engine import RandomStateHook
+    hook = RandomStateHook()
+    random.seed(3), np.random.seed(3), torch.manual_seed(3)
+    expected = _draws()
+    random.seed(3), np.random.seed(3), torch.manual_seed(3)
+    hook.before_val(None)
+    _draws(), _draws()  # what a validation might draw
+    hook.after_val(None)
+    assert _draws() == expected

@@ -68,6 +68,11 @@ class RandomStateHook(Hook):
     A checkpoint used as ``load_from`` for a new run is not affected: the
     states are only restored when the loop resumes at the checkpoint's own
     iteration/epoch.
+
+    Validation leaves the generators as it found them (states saved in
+    ``before_val``, put back in ``after_val``), so training draws the same
+    numbers whether or not, and however often, it validates; a checkpoint
+    saved just before a validation then resumes exactly too.
     """
 
     priority = 'VERY_LOW'
@@ -75,6 +80,7 @@ class RandomStateHook(Hook):
 
     def __init__(self) -> None:
         self._loaded: Optional[dict] = None
+        self._before_val: Optional[dict] = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Store this process' generator states (single process only)."""
@@ -106,3 +112,13 @@ class RandomStateHook(Hook):
             f'{"Python, numpy and torch" if epoch_based else "torch"} '
             f'random states of iteration {runner.iter}',
             logger='current')
+
+    def before_val(self, runner) -> None:
+        """Keep the states training will continue from."""
+        self._before_val = _capture()
+
+    def after_val(self, runner) -> None:
+        """Undo what validation drew (data loader seeds, random ops)."""
+        if self._before_val is not None:
+            _restore(self._before_val, numpy_and_python=True)
+            self._before_val = None

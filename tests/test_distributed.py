@@ -11,22 +11,26 @@ every rank wrote (``dist_probe.DistProbeHook``):
   came from, and what trains did move;
 - tools/dist_test.sh on the result gives tools/test.py's metrics.
 
-A further case (e.g. cRT with the class-balanced sampler) is one more
-``DistCase`` in ``CASES``.
+cRT with the class-balanced sampler is the third case once its demo
+config exists; a further case is one more ``DistCase`` in ``CASES``.
 """
 import os.path as osp
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Tuple
 
 import pytest
 import torch
-from launch_helpers import (CLS_NPE_K16, DIST_TIMEOUT, SEG_NPE, differing,
-                            metrics, run_dist_test, run_dist_train, run_test,
-                            seg_data, state_dict, stock_seg_checkpoint,
-                            write_config)
+from launch_helpers import (CLS_NPE_K16, DEMO, DIST_TIMEOUT, SEG_NPE,
+                            differing, metrics, run_dist_test, run_dist_train,
+                            run_test, seg_data, state_dict,
+                            stock_seg_checkpoint, write_config)
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
 IMPORTS = dict(imports=['mmnpe', 'dist_probe'], allow_failed_imports=False)
 SEG_FROZEN = ('backbone.', 'decode_head.', 'auxiliary_head.')
+CLS_CE = osp.join(DEMO, 'ce_resnet32_digits-lt.py')
+CLS_CRT = osp.join(DEMO, 'crt_resnet32_digits-lt.py')
 
 
 @dataclass
@@ -35,13 +39,16 @@ class DistCase:
 
     ``make(tmp_path, synthetic_root)`` writes the config and returns it with
     the checkpoint it loads (None: trained from scratch); ``checkpoint`` is
-    the file the run ends with; parameters under ``frozen`` must come out
-    bit-identical to the loaded checkpoint, all others must train.
+    the file the run ends with; exactly the parameters under ``trains``
+    train (and move); those under ``frozen`` (parameters and buffers) must
+    come out bit-identical to the loaded checkpoint.
     """
     name: str
     make: Callable[[str, str], Tuple[str, Optional[str]]]
     checkpoint: str
-    frozen: Sequence[str] = ()
+    # Prefixes of the parameters that train (all: '').
+    trains: Tuple[str, ...] = ('', )
+    frozen: Tuple[str, ...] = ()
     # BN buffers of *trained* modules differ between ranks: mmengine's DDP
     # does not broadcast buffers (broadcast_buffers=False), as in stock runs.
     buffers_equal_across_ranks: bool = True
@@ -87,8 +94,43 @@ def make_cls_npe_k16(tmp: str, root: str) -> Tuple[str, None]:
     return config, None
 
 
+def make_cls_crt(tmp: str, root: str) -> Tuple[str, str]:
+    """cRT stage 2 (class-balanced sampler, frozen backbone, classifier
+    re-initialised) on a CE checkpoint of the demo classifier."""
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(CLS_CE).model)
+    model.init_weights()
+    g = torch.Generator().manual_seed(123)
+    state = model.state_dict()
+    for key, value in state.items():
+        if key.endswith('running_mean'):
+            state[key] = value + 0.1 * torch.randn(value.shape, generator=g)
+    stock = osp.join(tmp, 'ce.pth')
+    torch.save(dict(meta=dict(), state_dict=state), stock)
+    hooks = Config.fromfile(CLS_CRT).custom_hooks
+    config = write_config(
+        osp.join(tmp, 'cls_crt.py'),
+        CLS_CRT,
+        custom_imports=IMPORTS,
+        load_from=stock,
+        find_unused_parameters=False,
+        train_cfg=dict(max_epochs=1, val_interval=1),
+        default_hooks=dict(checkpoint=dict(interval=1)),
+        custom_hooks=[h.to_dict() for h in hooks] +
+        [dict(type='DistProbeHook')],
+        test_evaluator=[
+            dict(type='LongTailAccuracy'),
+            dict(type='DumpResults', out_file_path='unset.pkl')
+        ],
+        env_cfg=dict(dist_cfg=dict(timeout=DIST_TIMEOUT)))
+    return config, stock
+
+
 CASES = [
-    DistCase('seg_pem_frozen', make_seg_pem, 'iter_3.pth', SEG_FROZEN),
+    DistCase('seg_pem_frozen', make_seg_pem, 'iter_3.pth', ('pem_heads.', ),
+             SEG_FROZEN),
     DistCase(
         'cls_npe_k16',
         make_cls_npe_k16,
@@ -96,6 +138,15 @@ CASES = [
         buffers_equal_across_ranks=False,
         dumps_predictions=True),
 ]
+if osp.isfile(CLS_CRT):  # the cRT demo config (baselines issue)
+    CASES.append(
+        DistCase(
+            'cls_crt_balanced_sampler',
+            make_cls_crt,
+            'epoch_1.pth',
+            trains=('head.', ),
+            frozen=('backbone.', ),
+            dumps_predictions=True))
 
 
 def _info(work: str, rank: int) -> dict:
@@ -128,7 +179,8 @@ def test_dist_train_then_dist_test(case, tmp_path, synthetic_root):
         assert not frozen, frozen
     if case.frozen:
         assert infos[0]['trainable_numel'] < infos[0]['all_numel']
-        assert all(n.startswith('pem_heads.') for n in infos[0]['trainable'])
+    assert infos[0]['trainable'] and all(
+        n.startswith(case.trains) for n in infos[0]['trainable'])
 
     finals = [
         torch.load(osp.join(work, f'rank{r}_final.pth'), weights_only=True)

@@ -76,7 +76,13 @@ def test_cls_config_builds_trains_one_iteration_and_predicts(path, fake_roots):
         assert (sched.lr, sched.weight_decay) == (0.4 if hp1 else 0.05, 1e-3)
         assert cfg.train_dataloader.batch_size == (512 if hp1 else 64)
 
-    ds_cfg.update(data_root=fake_roots[num_classes], verify_md5=False)
+    # The fake set (20 / 4 images per class) is too small for rho up to 200:
+    # a class would be left empty, which CIFAR10LT/CIFAR100LT refuse. The
+    # config's rho is checked above; build with one the fake set can hold.
+    ds_cfg.update(
+        data_root=fake_roots[num_classes],
+        verify_md5=False,
+        imbalance_ratio=10 if num_classes == 10 else 2)
     dataset = DATASETS.build(ds_cfg)
     batch = pseudo_collate([dataset[i] for i in range(4)])
     model_cfg = copy.deepcopy(cfg.model)

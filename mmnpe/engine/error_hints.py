@@ -20,7 +20,7 @@ import mmengine.registry as mmengine_registry
 from mmengine.registry import DefaultScope, Registry
 
 # mmengine.registry.build_functions: "X is not in the mmseg::model registry"
-# (build_from_cfg) or "X is not in the param scheduler registry" (runners,
+# (build_from_cfg) or "X is not in the parameter scheduler registry" (runners,
 # schedulers: no scope, the default one applies).
 _NOT_IN_REGISTRY = re.compile(
     r"(?P<name>[\w.\-]+) is not in the (?:(?P<scope>[\w.\-]+)::)?"

@@ -173,3 +173,21 @@ def test_validation_leaves_the_generators_alone():
     _draws(), _draws()  # what a validation might draw
     hook.after_val(None)
     assert _draws() == expected
+
+
+def test_unscoped_registry_messages_use_the_default_scope():
+    """mmengine's runner and iteration-converted scheduler builders name no
+    scope ("X is not in the parameter scheduler registry")."""
+    from mmnpe.engine.error_hints import explain_unknown_component
+    err = KeyError('MultiStepLr is not in the parameter scheduler '
+                   'registry. '
+                   'Please check whether the value of `MultiStepLr` is '
+                   'correct')
+    readable = explain_unknown_component(err)
+    assert isinstance(readable, KeyError)
+    assert str(readable).startswith(
+        "type='MultiStepLr' is not in the mmseg::parameter scheduler "
+        'registry')
+    assert "'MultiStepLR'" in str(readable)
+    # Any other KeyError is left alone.
+    assert explain_unknown_component(KeyError('epoch')) is None

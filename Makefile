@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmnpe-deps-installed
 
-.PHONY: setup test demo benchmark clean
+.PHONY: setup test demo benchmark cuda-smoke clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,11 @@ demo: $(STAMP)
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/bench_npe.py
+
+# On a CUDA machine only (not part of `make test`): short GPU trainings and
+# evaluations of the demo configs, with and without --amp.
+cuda-smoke: $(STAMP)
+	$(PY) tools/misc/cuda_smoke.py
 
 clean:
 	rm -rf work_dirs .pytest_cache

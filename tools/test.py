@@ -12,6 +12,8 @@ import os
 
 from mmengine.config import Config, DictAction
 
+from mmnpe.engine import error_hints
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test a model with mmnpe')
@@ -73,7 +75,8 @@ def main() -> None:
     else:
         raise ValueError("tools/test.py needs default_scope 'mmseg' or "
                          f"'mmpretrain' in the config, got {scope!r}")
-    run_test(cfg, args)
+    with error_hints(args.checkpoint):
+        run_test(cfg, args)
 
 
 if __name__ == '__main__':

@@ -7,8 +7,8 @@ from copy import deepcopy
 import mmengine
 from mmengine.config import Config, ConfigDict
 from mmengine.evaluator import DumpResults
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+
+from mmnpe.engine import build_runner
 
 
 def merge_test_args(cfg: Config, args: argparse.Namespace) -> Config:
@@ -97,9 +97,8 @@ def run_test(cfg: Config, args: argparse.Namespace) -> dict:
         dict: The test metrics.
     """
     cfg = merge_test_args(cfg, args)
-    runner = (
-        Runner.from_cfg(cfg)
-        if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    # Our runner set-up: CPU process group, input checks (mmnpe.engine).
+    runner = build_runner(cfg)
     if args.out and args.out_item in ('pred', None):
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))

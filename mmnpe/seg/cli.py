@@ -4,8 +4,8 @@ import argparse
 import os.path as osp
 
 from mmengine.config import Config
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+
+from mmnpe.engine import build_runner
 
 
 def merge_test_args(cfg: Config, args: argparse.Namespace) -> Config:
@@ -79,7 +79,6 @@ def run_test(cfg: Config, args: argparse.Namespace) -> dict:
         dict: The test metrics.
     """
     cfg = merge_test_args(cfg, args)
-    runner = (
-        Runner.from_cfg(cfg)
-        if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    # Our runner set-up: CPU process group, input checks (mmnpe.engine).
+    runner = build_runner(cfg)
     return runner.test()

@@ -24,5 +24,3 @@ custom_hooks = [
     dict(type='FrozenBackboneHook', modules=['backbone', 'neck']),
     dict(type='StageTwoHook', reinit_modules=['head']),
 ]
-# DDP: the frozen backbone gets no gradient.
-find_unused_parameters = True

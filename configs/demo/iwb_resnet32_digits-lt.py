@@ -30,5 +30,3 @@ custom_hooks = [
     dict(type='StageTwoHook', reinit_modules=[]),
     dict(type='ClassCountsHook'),
 ]
-# DDP: the frozen backbone gets no gradient.
-find_unused_parameters = True

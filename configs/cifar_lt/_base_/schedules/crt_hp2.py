@@ -21,6 +21,4 @@ custom_hooks = [
     # refuses to start without a stage-1 checkpoint.
     dict(type='StageTwoHook', reinit_modules=['head']),
 ]
-# DDP: the frozen backbone gets no gradient.
-find_unused_parameters = True
 randomness = dict(seed=0, deterministic=False)

@@ -22,6 +22,4 @@ custom_hooks = [
     # NC and the class-balanced weights from the training set's counts.
     dict(type='ClassCountsHook'),
 ]
-# DDP: the frozen backbone gets no gradient.
-find_unused_parameters = True
 randomness = dict(seed=0, deterministic=False)

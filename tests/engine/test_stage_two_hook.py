@@ -164,29 +164,69 @@ def test_resume_and_load_from_a_stage_two_checkpoint_keep_its_head(
     assert torch.equal(probe.start['head.fc.weight'], saved['head.fc.weight'])
 
 
-def test_iwb_fine_tunes_the_loaded_head_and_keeps_the_backbone(
-        tmp_path, stage_one):
-    """IWB's stage 2 as the paper: encoder frozen, the CE classifier
-    fine-tuned (StageTwoHook with reinit_modules=[]), counts from the
-    training set."""
-    path, loaded = stage_one
+def _iwb(work_dir, load_from, reinit_modules=None):
+    """One epoch of the demo's IWB config; ``reinit_modules`` overrides its
+    StageTwoHook's (None: the config's own)."""
+    cfg = _cfg('iwb_resnet32_digits-lt.py', work_dir, load_from=load_from)
+    if reinit_modules is not None:
+        [stage_two] = [h for h in cfg.custom_hooks if h.type == 'StageTwoHook']
+        stage_two.reinit_modules = reinit_modules
     probe = Probe()
-    cfg = _cfg('iwb_resnet32_digits-lt.py', tmp_path, load_from=path)
     runner = _runner(cfg, probe)
     runner.train()
-    end = runner.model.state_dict()
-    assert _same(end, loaded, 'backbone.')
-    # Training starts from the loaded classifier ...
-    assert torch.equal(probe.start['head.fc.weight'], loaded['head.fc.weight'])
-    assert torch.equal(probe.start['head.fc.bias'], loaded['head.fc.bias'])
-    # ... and moves it.
-    assert not torch.equal(end['head.fc.weight'], loaded['head.fc.weight'])
-    # Counts of the training set, in the head and in its loss.
+    return runner, probe.start, runner.model.state_dict()
+
+
+def _assert_training_set_counts(runner, end):
     counts = torch.bincount(
         torch.as_tensor(runner.train_dataloader.dataset.get_gt_labels()),
         minlength=10).double()
     assert torch.equal(end['head.class_counts'], counts)
     assert torch.equal(end['head.loss_module.class_counts'], counts)
+
+
+def test_iwb_reinitialises_the_loaded_head_and_keeps_the_backbone(
+        tmp_path, stage_one):
+    """The IWB config as issue 7 asks (it wins over the IWB paper, which
+    fine-tunes): encoder frozen, classifier re-initialised after the CE
+    checkpoint is loaded, counts from the training set."""
+    path, loaded = stage_one
+    runner, start, end = _iwb(tmp_path, path)
+    # Backbone parameters and BN buffers: the checkpoint's, bit for bit.
+    assert any('running_var' in k for k in loaded if k.startswith('backbone'))
+    assert _same(end, loaded, 'backbone.')
+    # The head at the first step is a fresh LinearClsHead (init_cfg
+    # N(0, 0.01), bias 0), not the CE head.
+    w0, b0 = start['head.fc.weight'], start['head.fc.bias']
+    assert not torch.allclose(w0, loaded['head.fc.weight'], atol=1e-2)
+    assert abs(w0.std().item() - 0.01) < 0.002
+    assert loaded['head.fc.weight'].std() > 0.02
+    assert torch.equal(b0, torch.zeros_like(b0))
+    # ... and it trained from there.
+    assert not torch.equal(end['head.fc.weight'], w0)
+    assert torch.isfinite(end['head.fc.weight']).all()
+    ckpt = torch.load(osp.join(tmp_path, 'epoch_1.pth'), map_location='cpu')
+    assert ckpt['meta'][META_KEY] == dict(
+        reinit_modules=['head'], stage_one_checkpoint=path)
+    _assert_training_set_counts(runner, end)
+
+
+def test_iwb_with_empty_reinit_modules_fine_tunes_the_loaded_head(
+        tmp_path, stage_one):
+    """The IWB paper's stage 2, one line away (StageTwoHook with
+    reinit_modules=[]): the CE classifier is fine-tuned."""
+    path, loaded = stage_one
+    runner, start, end = _iwb(tmp_path, path, reinit_modules=[])
+    assert _same(end, loaded, 'backbone.')
+    # Training starts from the loaded classifier ...
+    assert torch.equal(start['head.fc.weight'], loaded['head.fc.weight'])
+    assert torch.equal(start['head.fc.bias'], loaded['head.fc.bias'])
+    # ... and moves it.
+    assert not torch.equal(end['head.fc.weight'], loaded['head.fc.weight'])
+    ckpt = torch.load(osp.join(tmp_path, 'epoch_1.pth'), map_location='cpu')
+    assert ckpt['meta'][META_KEY] == dict(
+        reinit_modules=[], stage_one_checkpoint=path)
+    _assert_training_set_counts(runner, end)
 
 
 def test_iwb_without_stage_one_checkpoint_is_a_clear_error(tmp_path):

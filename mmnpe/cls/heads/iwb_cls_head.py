@@ -26,6 +26,9 @@ class IWBClsHead(ClassCountsMixin, LinearClsHead):
     per-sample hardness ``HC_i = (1 - cos(W_i, x)) / 2``. The KL is computed
     per sample and averaged over the batch; P is a detached target (see
     :mod:`mmnpe.functional.iwb`). Prediction is the plain linear classifier.
+    mmnpe's IWB configs re-initialise this head after loading the CE
+    checkpoint (issue 7); ``StageTwoHook(reinit_modules=[])`` fine-tunes
+    the loaded one instead, as the paper.
 
     - ``loss(): pre_logits() -> fc -> loss ('loss') + kl_weight *
       mean_b KL(softmax|W| || softmax P_b) ('loss_kl')``

@@ -80,8 +80,9 @@ class StageTwoHook(Hook):
     Args:
         reinit_modules (Sequence[str]): Names (dotted paths allowed) of the
             modules to re-initialise after the stage-1 checkpoint is loaded,
-            e.g. ``['head']`` for cRT; empty keeps the loaded weights
-            (fine-tuning, as IWB's stage 2). Defaults to ``('head', )``.
+            e.g. ``['head']`` for cRT and mmnpe's IWB configs; empty keeps
+            the loaded weights (fine-tuning, as the IWB paper's stage 2).
+            Defaults to ``('head', )``.
     """
 
     priority = 'VERY_HIGH'

@@ -181,7 +181,7 @@ test_dataloader = dict(
     batch_size=10,
     num_workers=0,
     dataset=dict(
-        type='CIFAR10LT', data_root={root!r}, imbalance_ratio=10,
+        type='CIFAR10LT', data_root={root!r}, imbalance_ratio=4,
         verify_md5=False))
 test_evaluator = dict(_delete_=True, type='LongTailAccuracy')
 """

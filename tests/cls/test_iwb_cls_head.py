@@ -118,6 +118,22 @@ def test_counts_from_dataset_reach_the_head_and_its_loss():
         torch.log2(333 / (want + 1)))
 
 
+def test_explicit_head_counts_are_the_loss_counts_after_the_hook():
+    """Given to the head only, the counts reach its loss, and the data set's
+    counts (ClassCountsHook) cannot then replace the loss's alone: NC and
+    the class-balanced weights always come from the same counts."""
+    from mmnpe.engine import ClassCountsMixin
+    head = _head(class_counts=COUNTS)
+    want = torch.tensor(COUNTS, dtype=torch.float64)
+    assert torch.equal(head.loss_module.class_counts, want)
+    # What ClassCountsHook fills: modules built to take the data set's.
+    wanting = [
+        m for m in head.modules()
+        if isinstance(m, ClassCountsMixin) and m.class_counts_from_dataset
+    ]
+    assert wanting == []
+
+
 def test_counts_of_the_wrong_length_refused():
     with pytest.raises(ValueError, match='class_counts must have '
                        'num_classes=3 entries, got 2'):

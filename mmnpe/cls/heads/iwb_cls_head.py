@@ -85,6 +85,9 @@ class IWBClsHead(ClassCountsMixin, LinearClsHead):
         if isinstance(loss, ClassCountsMixin) and (
                 loss.class_counts_from_dataset):
             loss.set_class_counts(counts)
+            # The loss now follows this head: ClassCountsHook must not give
+            # it other (data set) counts than the head's NC uses.
+            loss.class_counts_from_dataset = False
 
     def set_class_counts(self, counts: Union[Sequence[float],
                                              Tensor]) -> None:

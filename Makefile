@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmnpe-deps-installed
 
-.PHONY: setup test demo benchmark study clean
+.PHONY: setup test demo benchmark study cuda-smoke clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,11 @@ benchmark: $(STAMP)
 # and .json and copies the table into README.md.
 study: $(STAMP)
 	$(PY) benchmarks/accuracy_study.py --workers 2 --readme README.md
+
+# On a CUDA machine only (not part of `make test`): short GPU trainings and
+# evaluations of the demo configs, with and without --amp.
+cuda-smoke: $(STAMP)
+	$(PY) tools/misc/cuda_smoke.py
 
 clean:
 	rm -rf work_dirs .pytest_cache

@@ -96,14 +96,17 @@ def _config(name: str) -> str:
 
 
 def _runner(config: str, work_dir: str, name: str, options: dict):
-    """A Runner for ``config`` with ``--cfg-options``-style overrides."""
+    """The Runner ``tools/train.py`` / ``tools/test.py`` build for
+    ``config`` with ``--cfg-options``-style overrides."""
     from mmengine.config import Config
-    from mmengine.runner import Runner
+
+    from mmnpe.engine import build_runner
     cfg = Config.fromfile(config)
     cfg.work_dir = work_dir
     cfg.experiment_name = name
+    cfg.launcher = 'none'
     cfg.merge_from_dict(options)
-    return Runner.from_cfg(cfg)
+    return build_runner(cfg)
 
 
 def _common(seed: int) -> dict:

@@ -116,7 +116,9 @@ def prepare(path, tmp_path, synthetic_root):
     runner = types.SimpleNamespace(
         model=model,
         cfg=cfg,
-        train_dataloader=types.SimpleNamespace(dataset=dataset))
+        train_dataloader=types.SimpleNamespace(
+            dataset=dataset,
+            batch_size=cfg.train_dataloader.get('batch_size')))
     hooks = [HOOKS.build(h) for h in cfg.get('custom_hooks', [])]
     assert 'ClassCountsHook' in [type(h).__name__ for h in hooks]
     for stage in ('before_run', 'before_train'):
@@ -197,6 +199,10 @@ def test_balanced_softmax_configs_use_the_pem_schedule(path):
     assert cfg.train_cfg == npe.train_cfg
     assert cfg.custom_hooks[0] == dict(
         type='FrozenBackboneHook', modules=['backbone'])
+    # The PEM schedule's total batch of 16, checked against the launch.
+    assert cfg.train_dataloader.batch_size == 16
+    assert cfg.custom_hooks[-1] == dict(
+        type='TotalBatchSizeHook', total_batch_size=16)
 
 
 def test_counts_json_with_other_class_names_is_refused(tmp_path,

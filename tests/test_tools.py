@@ -53,3 +53,48 @@ def test_train_then_test_with_scale_override_and_show_dir(
          '--show-dir', show)
     painted = glob.glob(str(show / '**' / '*.png'), recursive=True)
     assert len(painted) == 2
+
+
+def test_cls_test_dumps_predictions_metrics_and_paints_like_mmpretrain(
+        tmp_path):
+    """mmpretrain's flags on an mmpretrain config (the DigitsLT demo):
+    ``--out FILE`` pickles one prediction per sample, ``--out-item
+    metrics`` the metrics, ``--show-dir`` paints every ``--interval``-th
+    sample."""
+    import pickle
+
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    config = osp.join(REPO, 'configs', 'demo',
+                      'npe-la-k1_resnet32_digits-lt.py')
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(config).model)
+    ckpt = tmp_path / 'epoch_1.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    small = ['test_dataloader.dataset.num_test_per_class=3',
+             'default_hooks.visualization.resize=64']
+
+    show = tmp_path / 'show'
+    log = _run('test.py', config, ckpt, '--work-dir', tmp_path / 'w1',
+               '--out', tmp_path / 'pred.pkl', '--show-dir', show,
+               '--interval', 10, '--cfg-options', *small)
+    assert 'lt/top1' in log
+    with open(tmp_path / 'pred.pkl', 'rb') as f:
+        preds = pickle.load(f)
+    assert len(preds) == 30  # 10 classes x 3 test images
+    assert all({'pred_label', 'pred_score', 'gt_label'} <= set(p)
+               for p in preds)
+    painted = sorted(osp.basename(p) for p in glob.glob(str(show / '*.png')))
+    assert painted == ['0_0.png', '10_0.png', '20_0.png']
+    assert mmcv.imread(str(show / '0_0.png')).shape == (64, 64, 3)
+
+    _run('test.py', config, ckpt, '--work-dir', tmp_path / 'w2', '--out',
+         tmp_path / 'metrics.pkl', '--out-item', 'metrics', '--cfg-options',
+         small[0])
+    with open(tmp_path / 'metrics.pkl', 'rb') as f:
+        metrics = pickle.load(f)
+    correct = [int(p['pred_label']) == int(p['gt_label']) for p in preds]
+    assert abs(metrics['lt/top1'] - 100 * np.mean(correct)) < 1e-4

@@ -1,12 +1,18 @@
 """Test (and evaluate) a checkpoint from an MMSegmentation or MMPretrain
-config (mmseg's flags)."""
+config, with the flags of that library's own ``tools/test.py``.
+
+mmseg configs (``default_scope='mmseg'``): ``--out DIR`` writes the
+predictions as PNGs, ``--show-dir DIR`` the painted images.
+mmpretrain configs (``default_scope='mmpretrain'``): ``--out FILE`` dumps the
+predictions (pickle) or, with ``--out-item metrics``, the metrics;
+``--show-dir DIR`` saves one painted image per sample (``--interval``).
+"""
 import argparse
 import os
-import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+
+from mmnpe.engine import error_hints
 
 
 def parse_args() -> argparse.Namespace:
@@ -16,11 +22,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--work-dir', help='folder for the metrics json and logs')
     parser.add_argument(
-        '--out', help='folder to save predictions for offline evaluation')
+        '--out',
+        help='mmseg: folder for the predicted PNGs; mmpretrain: file for '
+        'the predictions (or metrics, see --out-item)')
+    parser.add_argument(
+        '--out-item',
+        choices=['metrics', 'pred'],
+        help='mmpretrain only: what --out holds (default: pred)')
     parser.add_argument(
         '--show', action='store_true', help='show the predictions')
     parser.add_argument(
         '--show-dir', help='folder to save painted predictions into')
+    parser.add_argument(
+        '--interval',
+        type=int,
+        help='mmpretrain only: paint every n-th sample (default 1)')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='seconds per shown image')
     parser.add_argument(
@@ -29,6 +45,12 @@ def parse_args() -> argparse.Namespace:
         action=DictAction,
         help='override config keys, e.g. model.scale_factor=0.1 '
         '(re-evaluates another alpha without retraining)')
+    parser.add_argument(
+        '--amp', action='store_true', help='mmpretrain only: fp16 test')
+    parser.add_argument(
+        '--no-pin-memory',
+        action='store_true',
+        help='mmpretrain only: no pin_memory in the test dataloader')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -45,43 +67,16 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
-
-    if args.show or args.show_dir:
-        hook = cfg.default_hooks.get('visualization')
-        if hook is None:
-            raise ValueError('--show/--show-dir need default_hooks.'
-                             "visualization=dict(type='...VisualizationHook')"
-                             ' in the config')
-        hook['draw'] = True
-        if args.show:
-            hook['show'] = True
-            hook['wait_time'] = args.wait_time
-        if args.show_dir:
-            cfg.visualizer['save_dir'] = args.show_dir
-    if args.tta:
-        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            raise ValueError('--tta needs tta_model and tta_pipeline in the '
-                             'config')
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
-    if args.out is not None:
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
-
-    runner = (
-        Runner.from_cfg(cfg)
-        if 'runner_type' not in cfg else RUNNERS.build(cfg))
-    runner.test()
+    scope = cfg.get('default_scope')
+    if scope == 'mmseg':
+        from mmnpe.seg.cli import run_test
+    elif scope == 'mmpretrain':
+        from mmnpe.cls.cli import run_test
+    else:
+        raise ValueError("tools/test.py needs default_scope 'mmseg' or "
+                         f"'mmpretrain' in the config, got {scope!r}")
+    with error_hints(args.checkpoint):
+        run_test(cfg, args)
 
 
 if __name__ == '__main__':

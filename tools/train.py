@@ -6,8 +6,8 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+
+from mmnpe.engine import build_runner, error_hints, resolve_resume
 
 
 def parse_args() -> argparse.Namespace:
@@ -16,8 +16,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', help='folder for logs and checkpoints')
     parser.add_argument(
         '--resume',
-        action='store_true',
-        help='resume from the latest checkpoint in the work dir')
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the latest checkpoint in the work dir (or from '
+        'load_from when there is none yet); --resume PATH resumes from PATH')
     parser.add_argument(
         '--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument(
@@ -60,12 +63,11 @@ def main() -> None:
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
-    cfg.resume = args.resume
+    resolve_resume(cfg, args.resume)
 
-    runner = (
-        Runner.from_cfg(cfg)
-        if 'runner_type' not in cfg else RUNNERS.build(cfg))
-    runner.train()
+    with error_hints(cfg.get('load_from')):
+        runner = build_runner(cfg)
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -34,9 +34,11 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=600, val_interval=600)
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=600))
+# The PEM schedule's total batch of 16 (see configs/npe/): 1 GPU x 16; on 4
+# GPUs pass --cfg-options train_dataloader.batch_size=4, on 8 GPUs =2.
+train_dataloader = dict(batch_size=16)
 custom_hooks = [
     dict(type='FrozenBackboneHook', modules=['backbone']),
-    dict(type='ClassCountsHook')
+    dict(type='ClassCountsHook'),
+    dict(type='TotalBatchSizeHook', total_batch_size=16)
 ]
-# Distributed runs: DDP is built before the hook freezes anything.
-find_unused_parameters = True

@@ -28,5 +28,3 @@ custom_hooks = [
     dict(type='FrozenBackboneHook', modules=['backbone']),
     dict(type='ClassCountsHook')
 ]
-# Distributed runs: DDP is built before the hook freezes anything.
-find_unused_parameters = True

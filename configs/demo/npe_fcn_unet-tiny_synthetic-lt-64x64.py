@@ -23,5 +23,3 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=200, val_interval=200)
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=200))
 custom_hooks = [dict(type='FrozenBackboneHook')]
-# Distributed runs: DDP is built before the hook freezes anything.
-find_unused_parameters = True

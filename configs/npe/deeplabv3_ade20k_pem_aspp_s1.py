@@ -41,5 +41,3 @@ custom_hooks = [
     dict(type='FrozenBackboneHook'),
     dict(type='TotalBatchSizeHook', total_batch_size=16)
 ]
-# Distributed runs: DDP is built before the hook freezes anything.
-find_unused_parameters = True

@@ -1,11 +1,14 @@
-"""MMPretrain adapters: CIFAR ResNet, NPE head, long-tailed data, metric."""
+"""MMPretrain adapters: CIFAR ResNet, NPE heads, long-tailed data, metric."""
 from .backbones import CifarResNet
 from .datasets import CIFAR10LT, CIFAR100LT, DigitsLT
 from .evaluation import LongTailAccuracy
-from .fuse import fuse_npe_classifier
-from .heads import LogitAdjustClsHead, NPEClsHead
+from .fuse import config_needs_mmnpe, fuse_npe_classifier
+from .heads import (IWBClsHead, LogitAdjustClsHead, NPEClsHead, NPEHeadMixin,
+                    NPEStackedLinearClsHead, NPEVisionTransformerClsHead)
 
 __all__ = [
-    'CifarResNet', 'CIFAR10LT', 'CIFAR100LT', 'DigitsLT', 'LongTailAccuracy',
-    'LogitAdjustClsHead', 'NPEClsHead', 'fuse_npe_classifier'
+    'CifarResNet', 'CIFAR10LT', 'CIFAR100LT', 'DigitsLT', 'IWBClsHead',
+    'LongTailAccuracy', 'LogitAdjustClsHead', 'NPEHeadMixin', 'NPEClsHead',
+    'NPEVisionTransformerClsHead', 'NPEStackedLinearClsHead',
+    'config_needs_mmnpe', 'fuse_npe_classifier'
 ]

@@ -1,7 +1,12 @@
 """Pure-torch building blocks of mmnpe (no mmseg / mmpretrain imports)."""
 from .balanced_sigmoid import balanced_sigmoid_loss, balanced_sigmoid_offset
+from .class_balanced import (check_beta, class_balanced_cross_entropy,
+                             effective_number_weights)
 from .class_counts import check_class_counts, load_class_counts, log_prior
 from .fusion import fuse_npe_linear
+from .iwb import (KL_DIRECTIONS, check_iwb_lambda, check_kl_direction,
+                  iwb_hardness_coefficient, iwb_kl_loss,
+                  iwb_number_coefficient, iwb_target)
 from .logit_adjust import (balanced_softmax_loss, centered_log_prior,
                            check_tau, class_axis, logit_adjusted_cross_entropy)
 from .npe import check_scale_factor, npe_estimate, npe_logit_adjust
@@ -13,5 +18,8 @@ __all__ = [
     'check_tau', 'class_axis', 'load_class_counts', 'log_prior',
     'logit_adjusted_cross_entropy', 'check_scale_factor', 'check_sign',
     'fuse_npe_linear', 'npe_estimate', 'npe_logit_adjust',
-    'one_way_logistic_loss'
+    'one_way_logistic_loss', 'check_beta', 'class_balanced_cross_entropy',
+    'effective_number_weights', 'KL_DIRECTIONS', 'check_iwb_lambda',
+    'check_kl_direction', 'iwb_hardness_coefficient', 'iwb_kl_loss',
+    'iwb_number_coefficient', 'iwb_target'
 ]

@@ -2,15 +2,16 @@
 from .datasets import SyntheticLTDataset, generate_synthetic_lt
 from .decode_heads import PEMASPPHead, PEMDecodeHead, PEMFCNHead, PEMUPerHead
 from .evaluation import ClassWiseIoUMetric
-from .losses import (BalancedSigmoidLoss, BalancedSoftmaxLoss, LogitAdjustLoss,
-                     OneWayLogisticLoss)
-from .segmentors import (LogitAdjustEncoderDecoder, NPEEncoderDecoder,
-                         PriorAdjustedEncoderDecoder)
+from .losses import (BalancedSigmoidLoss, BalancedSoftmaxLoss,
+                     ClassBalancedLoss, LogitAdjustLoss, OneWayLogisticLoss)
+from .segmentors import (LogitAdjustEncoderDecoder, NPECascadeEncoderDecoder,
+                         NPEEncoderDecoder, PriorAdjustedEncoderDecoder)
 
 __all__ = [
-    'BalancedSigmoidLoss', 'BalancedSoftmaxLoss', 'LogitAdjustLoss',
+    'BalancedSigmoidLoss', 'BalancedSoftmaxLoss', 'ClassBalancedLoss',
+    'LogitAdjustLoss',
     'LogitAdjustEncoderDecoder', 'PriorAdjustedEncoderDecoder',
     'OneWayLogisticLoss', 'PEMDecodeHead', 'PEMFCNHead', 'PEMASPPHead',
-    'PEMUPerHead', 'NPEEncoderDecoder', 'SyntheticLTDataset',
-    'generate_synthetic_lt', 'ClassWiseIoUMetric'
+    'PEMUPerHead', 'NPEEncoderDecoder', 'NPECascadeEncoderDecoder',
+    'SyntheticLTDataset', 'generate_synthetic_lt', 'ClassWiseIoUMetric'
 ]

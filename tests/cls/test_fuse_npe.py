@@ -1,14 +1,17 @@
 import os.path as osp
+import pickle
 import subprocess
 import sys
 
+import mmpretrain
 import pytest
 import torch
 import torch.nn as nn
+from helpers import write_fake_cifar
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
-from mmnpe.cls import fuse_npe_classifier
+from mmnpe.cls import NPEClsHead, config_needs_mmnpe, fuse_npe_classifier
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FUSE = osp.join(REPO, 'tools', 'deploy', 'fuse_npe.py')
@@ -128,5 +131,103 @@ def test_fused_config_keeps_mmnpe_for_an_mmnpe_backbone():
 
 def test_fuse_refuses_a_non_npe_head():
     cfg = Config(dict(model=dict(head=dict(type='LinearClsHead'))))
-    with pytest.raises(ValueError, match="model.head.type == 'NPEClsHead'"):
+    with pytest.raises(ValueError,
+                       match="model.head.type to be an NPE head.*NPEClsHead"
+                       ".*got 'LinearClsHead'"):
         fuse_npe_classifier(cfg, {})
+
+
+STOCK_CIFAR = 'mmpretrain::resnet/resnet18_8xb16_cifar10.py'
+
+
+@pytest.mark.parametrize('where, part', [
+    ('dataset', dict(train_dataloader=dict(dataset=dict(type='CIFAR10LT')))),
+    ('scoped dataset',
+     dict(test_dataloader=dict(dataset=dict(type='mmpretrain.DigitsLT')))),
+    ('metric', dict(test_evaluator=[
+        dict(type='Accuracy'), dict(type='LongTailAccuracy')
+    ])),
+    ('hook', dict(custom_hooks=[dict(type='FrozenBackboneHook')])),
+    ('backbone', dict(model=dict(backbone=dict(type='CifarResNet')))),
+    ('loss', dict(model=dict(head=dict(loss=dict(
+        type='OneWayLogisticLoss'))))),
+    ('a class, not a name', dict(model=dict(head=dict(type=NPEClsHead)))),
+])
+def test_config_needs_mmnpe_wherever_a_type_is_mmnpes(where, part):
+    cfg = Config(dict(model=dict(type='ImageClassifier')))
+    assert not config_needs_mmnpe(cfg)
+    cfg.merge_from_dict(part)
+    assert config_needs_mmnpe(cfg), where
+
+
+def test_a_stock_mmpretrain_config_needs_no_mmnpe(tmp_path):
+    path = tmp_path / 'stock.py'
+    path.write_text(f'_base_ = {STOCK_CIFAR!r}\n')
+    assert not config_needs_mmnpe(Config.fromfile(str(path)))
+
+
+# mmpretrain's own tools/test.py: a fresh interpreter that imports mmnpe only
+# if the config's custom_imports asks for it.
+MMPRETRAIN_TEST = osp.join(
+    osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'test.py')
+
+NPE_ON_LT_DATA = """
+_base_ = 'mmpretrain::resnet/resnet18_8xb16_cifar10.py'
+custom_imports = dict(imports=['mmnpe'], allow_failed_imports=False)
+model = dict(
+    backbone=dict(stem_channels=16, base_channels=16),
+    head=dict(type='NPEClsHead', in_channels=128, num_pems=2))
+test_dataloader = dict(
+    batch_size=10,
+    num_workers=0,
+    dataset=dict(
+        type='CIFAR10LT', data_root={root!r}, imbalance_ratio=10,
+        verify_md5=False))
+test_evaluator = dict(_delete_=True, type='LongTailAccuracy')
+"""
+
+
+def _python(*args, cwd):
+    run = subprocess.run([sys.executable, *map(str, args)],
+                         capture_output=True,
+                         text=True,
+                         cwd=str(cwd))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run.stdout + run.stderr
+
+
+def _labels(path):
+    with open(path, 'rb') as f:
+        return [int(p['pred_label']) for p in pickle.load(f)]
+
+
+def test_fused_config_keeps_mmnpe_for_its_data_and_metric_and_runs_test(
+        tmp_path):
+    """Stock backbone and neck, but an mmnpe data set and metric: the fused
+    config must keep custom_imports, and then runs mmpretrain's own
+    tools/test.py in a fresh interpreter with the same predictions."""
+    root = write_fake_cifar(
+        str(tmp_path / 'cifar'), 10, train_per_class=5, test_per_class=3)
+    cfg_path = tmp_path / 'npe_resnet18_cifar10-lt.py'
+    cfg_path.write_text(NPE_ON_LT_DATA.format(root=root))
+    cfg = Config.fromfile(str(cfg_path))
+    model = _trained_like(cfg)
+    ckpt = tmp_path / 'epoch_1.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+
+    _python(osp.join(REPO, 'tools', 'test.py'), cfg_path, ckpt, '--work-dir',
+            tmp_path / 'w_npe', '--out', tmp_path / 'npe.pkl', cwd=REPO)
+    out_dir = tmp_path / 'fused'
+    _python(FUSE, cfg_path, ckpt, out_dir, cwd=REPO)
+    fused_cfg = out_dir / 'npe_resnet18_cifar10-lt_fused.py'
+    fused = Config.fromfile(str(fused_cfg))
+    assert fused.custom_imports.imports == ['mmnpe']
+    assert fused.model.head.type == 'LinearClsHead'
+
+    log = _python(MMPRETRAIN_TEST, fused_cfg, out_dir / 'epoch_1_fused.pth',
+                  '--work-dir', tmp_path / 'w_fused', '--out',
+                  tmp_path / 'fused.pkl', cwd=tmp_path)
+    assert 'lt/top1' in log
+    labels = _labels(tmp_path / 'npe.pkl')
+    assert len(labels) == 30
+    assert _labels(tmp_path / 'fused.pkl') == labels

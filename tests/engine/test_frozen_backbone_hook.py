@@ -1,4 +1,6 @@
+import gc
 import logging
+import weakref
 
 import pytest
 import torch
@@ -131,55 +133,64 @@ def test_bad_modules_argument_refused_when_built(modules):
         HOOKS.build(dict(type='FrozenBackboneHook', modules=modules))
 
 
-def _ddp_group(tmp_path):
+def test_ddp_holds_only_trainable_parameters(tmp_path, synthetic_root,
+                                             monkeypatch):
+    """A real Runner under ``launcher='pytorch'`` (one gloo rank): mmengine
+    wraps the whole model in DDP before any hook; the hook freezes in
+    before_run and re-wraps, so DDP's reducer holds the PEM only and trains
+    without find_unused_parameters (DDP raises at the second iteration
+    when a registered parameter gets no gradient)."""
     import torch.distributed as dist
-    dist.init_process_group(
-        'gloo', init_method=f'file://{tmp_path}/pg', rank=0, world_size=1)
-    return dist
-
-
-def test_works_on_a_ddp_wrapped_model(tmp_path):
-    from helpers import random_seg_batch, tiny_segmentor_cfg
+    from launch_helpers import free_port
     from mmengine.model import MMDistributedDataParallel
-    from mmengine.optim import OptimWrapper
-    from mmseg.registry import MODELS
 
-    dist = _ddp_group(tmp_path)
+    from mmnpe.engine import build_runner
+    for key, value in dict(
+            RANK=0,
+            WORLD_SIZE=1,
+            LOCAL_RANK=0,
+            MASTER_ADDR='127.0.0.1',
+            MASTER_PORT=free_port()).items():
+        monkeypatch.setenv(key, str(value))
+    cfg = tiny_runner_cfg(str(tmp_path / 'work'), synthetic_root, max_iters=3)
+    cfg['train_dataloader']['sampler'] = dict(
+        type='InfiniteSampler', shuffle=True)
+    cfg.update(
+        launcher='pytorch',
+        custom_hooks=[dict(type='FrozenBackboneHook')],
+        env_cfg=dict(dist_cfg=dict(backend='nccl')))
     try:
-        model = MODELS.build(tiny_segmentor_cfg())
-        model.init_weights()
-        # What mmengine builds for a config with find_unused_parameters=True.
-        ddp = MMDistributedDataParallel(
-            module=model, broadcast_buffers=False, find_unused_parameters=True)
-        runner = type('FakeRunner', (), dict(model=ddp))()
-        hook = FrozenBackboneHook()
-        hook.before_train(runner)
-        before = {k: v.clone() for k, v in model.state_dict().items()}
-        wrapper = OptimWrapper(torch.optim.SGD(ddp.parameters(), lr=0.1))
-        for i in range(3):
-            ddp.train()
-            hook.before_train_iter(runner, i)
-            assert not model.backbone.training
-            log = ddp.train_step(random_seg_batch(seed=i), wrapper)
-            assert set(log) == {'loss', 'pem.loss_npe'}
+        runner = build_runner(Config(cfg))
+        first = runner.model
+        assert isinstance(first, MMDistributedDataParallel)
+        model = first.module
+        everything = sum(1 for _ in model.parameters())
+        assert first._get_ddp_logging_data(
+        )['num_parameter_tensors'] == everything
+        first = weakref.ref(first)
+        snapshot = Hook()
+        snapshot.priority = 'LOWEST'
+        snapshot.before_train = lambda r: setattr(snapshot, 'state', {
+            k: v.clone()
+            for k, v in model.state_dict().items()
+        })
+        runner.register_hook(snapshot)
+        runner.train()
+        before = snapshot.state
+        ddp = runner.model
+        assert ddp.module is model
+        # The first DDP (and its buckets for the whole model) is released.
+        gc.collect()
+        assert first() is None
+        assert not ddp.find_unused_parameters
+        pem = [p for p in model.pem_heads.parameters()]
+        data = ddp._get_ddp_logging_data()
+        assert data['num_parameter_tensors'] == len(pem) < everything
+        assert data['total_parameter_size_bytes'] == 4 * sum(p.numel()
+                                                             for p in pem)
         after = model.state_dict()
         changed = {k for k in before if not torch.equal(before[k], after[k])}
         assert changed and all(k.startswith('pem_heads.') for k in changed)
     finally:
-        dist.destroy_process_group()
-
-
-def test_ddp_without_find_unused_parameters_is_a_clear_error(tmp_path):
-    from helpers import tiny_segmentor_cfg
-    from mmengine.model import MMDistributedDataParallel
-    from mmseg.registry import MODELS
-
-    dist = _ddp_group(tmp_path)
-    try:
-        ddp = MMDistributedDataParallel(
-            module=MODELS.build(tiny_segmentor_cfg()))
-        runner = type('FakeRunner', (), dict(model=ddp))()
-        with pytest.raises(ValueError, match='find_unused_parameters = True'):
-            FrozenBackboneHook().before_train(runner)
-    finally:
-        dist.destroy_process_group()
+        if dist.is_initialized():
+            dist.destroy_process_group()

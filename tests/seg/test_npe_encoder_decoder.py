@@ -245,3 +245,68 @@ def test_frozen_backbone_but_trainable_decode_head_still_trains_it():
     data = model.data_preprocessor(random_seg_batch(), training=True)
     losses = model.loss(data['inputs'], data['data_samples'])
     assert {'decode.loss_ce', 'aux.loss_ce', 'pem.loss_npe'} <= set(losses)
+
+
+def _with_decode(cfg, **kwargs):
+    cfg['decode_head'].update(kwargs)
+    cfg['auxiliary_head'].update(kwargs)
+    return cfg
+
+
+def test_pem_inherits_ignore_index_so_a_void_class_is_not_trained():
+    """A data set whose void label 0 is below num_classes: the PEM must
+    ignore it as the decode head does (mmseg's default would be 255)."""
+    torch.manual_seed(0)
+    model = MODELS.build(_with_decode(tiny_segmentor_cfg(), ignore_index=0))
+    pem = model.pem_heads[0]
+    assert pem.ignore_index == 0 and pem.align_corners is False
+    for p in pem.parameters():
+        nn.init.normal_(p, std=0.5)
+    for name in ('backbone', 'decode_head', 'auxiliary_head'):
+        getattr(model, name).requires_grad_(False)
+    model.train()
+    data = model.data_preprocessor(random_seg_batch(), training=True)
+    labels = torch.stack([s.gt_sem_seg.data for s in data['data_samples']])
+    assert (labels == 0).any()
+    loss = model.loss(data['inputs'], data['data_samples'])['pem.loss_npe']
+    with torch.no_grad():
+        g = pem(model.extract_feat(data['inputs']))
+        g = nn.functional.interpolate(
+            g, size=labels.shape[2:], mode='bilinear', align_corners=False)
+        # OWL with sign -1: softplus(g_y), over the non-void pixels only.
+        per_pixel = nn.functional.softplus(g.gather(1, labels))
+        expected = per_pixel[labels != 0].mean()
+        trained_as_class = per_pixel[labels != 255].mean()
+    torch.testing.assert_close(loss, expected)
+    assert not torch.allclose(loss, trained_as_class)
+
+
+def test_pem_inherits_align_corners_of_each_pem():
+    pems = [tiny_segmentor_cfg()['pem_head']] * 2
+    model = MODELS.build(
+        _with_decode(tiny_segmentor_cfg(pem_head=pems), align_corners=True))
+    assert [h.align_corners for h in model.pem_heads] == [True, True]
+    assert all(h.ignore_index == 255 for h in model.pem_heads)
+
+
+@pytest.mark.parametrize('key, decode, pem, shown', [
+    ('ignore_index', 0, 255, r'\(0\), or be left out to inherit it; got 255'),
+    ('align_corners', True, False,
+     r'\(True\), or be left out to inherit it; got False'),
+])
+def test_pem_with_another_ignore_index_or_align_corners_is_refused(
+        key, decode, pem, shown):
+    pems = [
+        tiny_segmentor_cfg()['pem_head'],
+        dict(tiny_segmentor_cfg()['pem_head'], **{key: pem})
+    ]
+    cfg = _with_decode(tiny_segmentor_cfg(pem_head=pems), **{key: decode})
+    with pytest.raises(
+            ValueError,
+            match=rf"pem_head\[1\]\.{key} must equal the decode head's "
+            rf'{key} {shown}'):
+        MODELS.build(cfg)
+    # The same value, set explicitly, is fine.
+    pems[1][key] = decode
+    MODELS.build(
+        _with_decode(tiny_segmentor_cfg(pem_head=pems), **{key: decode}))

@@ -1,8 +1,10 @@
-"""Fold the PEMs of an NPEClsHead model into one linear classifier.
+"""Fold the PEMs of an NPE classification head into one linear classifier.
 
 Writes OUT_DIR/<config name>_fused.py and OUT_DIR/<checkpoint name>_fused.pth:
-a stock LinearClsHead model with the same predictions, which mmpretrain
-loads without mmnpe (unless the backbone itself comes from mmnpe).
+the stock head (LinearClsHead ...) with the same predictions. The config
+keeps custom_imports=['mmnpe'] while anything in it (data set, metric, hook,
+backbone ...) is mmnpe's, so it runs tools/test.py in a fresh interpreter;
+with nothing of mmnpe's left, mmpretrain loads it without mmnpe.
 
 Usage: python tools/deploy/fuse_npe.py CONFIG CHECKPOINT OUT_DIR
 """

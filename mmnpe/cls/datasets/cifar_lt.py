@@ -38,10 +38,23 @@ def lt_subsample(labels: np.ndarray,
 
     Returns:
         np.ndarray: Selected indices, grouped by class.
+
+    Raises:
+        ValueError: If ``imbalance_ratio`` leaves a class without images.
     """
     classes = np.unique(labels)
     num_per_class = len(labels) // len(classes)
     counts = lt_class_counts(num_per_class, len(classes), imbalance_ratio)
+    empty = [int(c) for c, n in zip(classes, counts) if n < 1]
+    if empty:
+        # An empty class would vanish from training and from the counts
+        # every prior is computed from (log 0).
+        raise ValueError(
+            f'imbalance_ratio={imbalance_ratio:g} leaves class {empty[0]} '
+            f'without training images (n_i = int({num_per_class} * '
+            f'rho^(-i/{len(classes) - 1})) = 0 for classes {empty}); with '
+            f'{num_per_class} images per class keep imbalance_ratio < '
+            f'{num_per_class}')
     rng = np.random.RandomState(seed)
     keep = []
     for cls, num in zip(classes, counts):

@@ -4,10 +4,19 @@ import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.registry import HOOKS
 from torch.nn.parallel import DistributedDataParallel
 
 DATA_BATCH = Optional[dict]
+
+
+def _is_training(runner) -> bool:
+    """``Runner.train`` builds the optimiser before ``before_run``;
+    ``val``/``test`` never do."""
+    return isinstance(
+        getattr(runner, 'optim_wrapper', None),
+        (OptimWrapper, OptimWrapperDict))
 
 
 # Registered in mmengine's root registry: mmseg and mmpretrain configs find it.
@@ -22,9 +31,11 @@ class FrozenBackboneHook(Hook):
     back on batch statistics, so eval mode is re-asserted before every
     iteration and the frozen parameters and buffers stay bit-identical.
 
-    Under distributed training the model is wrapped before the hook runs,
-    so the config needs ``find_unused_parameters = True`` (mmengine passes
-    it to DDP); the hook raises a clear error otherwise.
+    Freezing happens in ``before_run``, the earliest hook call. Under
+    distributed training mmengine has wrapped the model in DDP by then, with
+    a gradient bucket for every parameter; the hook wraps the frozen model
+    again, so DDP reduces only the trainable parameters and the config needs
+    no ``find_unused_parameters``.
 
     Args:
         modules (Sequence[str], optional): Names (dotted paths allowed) of
@@ -64,18 +75,21 @@ class FrozenBackboneHook(Hook):
                     f'are {children}') from None
         return resolved
 
-    def before_train(self, runner) -> None:
-        """Freeze the modules and log what is frozen and what trains."""
+    def before_run(self, runner) -> None:
+        """Freeze the modules; when training under DDP, re-wrap the model.
+
+        mmengine wraps the model in ``Runner.__init__``, before any hook
+        exists, and DDP keeps a gradient bucket for every parameter that
+        required a gradient at that moment. ``before_run`` is the first hook
+        call (before the weights are initialised or loaded), so the model is
+        frozen here and wrapped again with mmengine's own
+        ``Runner.wrap_model``: the new DDP holds only the trainable
+        parameters and needs no ``find_unused_parameters``.
+        """
+        self._freeze(runner, training=_is_training(runner))
+
+    def _freeze(self, runner, training: bool) -> None:
         wrapper = runner.model
-        # DDP wraps the model before any hook runs and then waits for a
-        # gradient of every parameter that required one at wrap time.
-        if isinstance(wrapper, DistributedDataParallel) and not getattr(
-                wrapper, 'find_unused_parameters', False):
-            raise ValueError(
-                'FrozenBackboneHook: the model is wrapped in '
-                'DistributedDataParallel with find_unused_parameters=False, '
-                'so the frozen parameters would stall gradient reduction; '
-                'set `find_unused_parameters = True` in the config')
         model = wrapper.module if is_model_wrapper(wrapper) else wrapper
         self._frozen = self._resolve(model)
         if not self._frozen:
@@ -83,11 +97,13 @@ class FrozenBackboneHook(Hook):
                 'FrozenBackboneHook: none of the default modules '
                 f'{self.DEFAULT_MODULES} exists in {type(model).__name__}; '
                 'name the modules to freeze with `modules=`')
+        newly_frozen = any(p.requires_grad for _, m in self._frozen
+                           for p in m.parameters())
         for _, module in self._frozen:
             module.requires_grad_(False)
             module.eval()
-        frozen = sum(p.numel() for _, m in self._frozen
-                     for p in m.parameters())
+        if not training:
+            return
         trainable = [(n, p) for n, p in model.named_parameters()
                      if p.requires_grad]
         if not trainable:
@@ -95,13 +111,28 @@ class FrozenBackboneHook(Hook):
                 'FrozenBackboneHook: nothing is left to train after freezing '
                 f'{[n for n, _ in self._frozen]}; add a trainable module '
                 '(e.g. model.pem_head) or freeze fewer modules')
+        rewrapped = newly_frozen and isinstance(wrapper,
+                                                DistributedDataParallel)
+        if rewrapped:
+            runner.model = runner.wrap_model(
+                runner.cfg.get('model_wrapper_cfg'), model)
+        frozen = sum(p.numel() for _, m in self._frozen
+                     for p in m.parameters())
         owners = sorted({n.split('.')[0] for n, _ in trainable})
         print_log(
             f'FrozenBackboneHook: froze {[n for n, _ in self._frozen]} '
             f'({frozen:,} parameters, held in eval mode); trainable: '
             f'{sum(p.numel() for _, p in trainable):,} parameters in '
-            f'{owners}',
+            f'{owners}' +
+            ('; DDP re-wrapped around them' if rewrapped else ''),
             logger='current')
+
+    def before_train(self, runner) -> None:
+        """Re-assert eval mode after weight initialisation and loading."""
+        if not self._frozen:  # driven without before_run (custom loops)
+            self._freeze(runner, training=True)
+        for _, module in self._frozen:
+            module.eval()
 
     def before_train_iter(self,
                           runner,

@@ -89,6 +89,18 @@ class PEMDecodeHead(BaseDecodeHead):
         self.init_std = init_std
         self._init_pem_weights()
 
+    def _transform_inputs(self, inputs: List[Tensor]) -> Tensor:
+        """Select the features as :class:`BaseDecodeHead` does.
+
+        A ViT with ``output_cls_token=True`` (DPT) gives a ``[feature map,
+        cls token]`` pair per stage; a PEM reads the feature map.
+        """
+        if isinstance(inputs, (list, tuple)):
+            inputs = [
+                x[0] if isinstance(x, (list, tuple)) else x for x in inputs
+            ]
+        return super()._transform_inputs(inputs)
+
     def _losses(self) -> List[nn.Module]:
         if isinstance(self.loss_decode, nn.ModuleList):
             return list(self.loss_decode)

@@ -17,9 +17,11 @@ class PEMFCNHead(PEMDecodeHead, FCNHead):
     :class:`PEMDecodeHead` for what every PEM enforces.
 
     Args:
-        in_channels (int): Channels of the selected feature.
+        in_channels (int | list[int]): Channels of the selected feature (a
+            list with ``input_transform='resize_concat'``, as HRNet heads).
         channels (int, optional): Channels of the hidden convs; defaults to
-            ``in_channels`` (required when ``num_convs=0``).
+            ``in_channels`` (their sum for a list; required when
+            ``num_convs=0``).
         num_convs (int): Hidden convs before the 1x1 output. Defaults to 0.
         kernel_size (int): Kernel of the hidden convs. Defaults to 1.
         concat_input (bool): As in :class:`FCNHead`. Defaults to False.
@@ -34,7 +36,10 @@ class PEMFCNHead(PEMDecodeHead, FCNHead):
                  concat_input: bool = False,
                  **kwargs) -> None:
         if channels is None:
-            channels = in_channels
+            # 'resize_concat' (HRNet / OCRNet heads) concatenates the
+            # selected features: the 1x1 conv sees their summed channels.
+            channels = sum(in_channels) if isinstance(
+                in_channels, (list, tuple)) else in_channels
         super().__init__(
             in_channels=in_channels,
             channels=channels,

@@ -47,11 +47,6 @@ class LogitAdjustEncoderDecoder(ClassCountsMixin, PriorAdjustedEncoderDecoder):
         # Checked before the (possibly large) backbone is built.
         tau = check_tau(tau)
         super().__init__(*args, **kwargs)
-        if self.out_channels == 1:
-            raise ValueError(
-                'LogitAdjustEncoderDecoder needs one logit per class, but '
-                'the decode head has out_channels == 1 (sigmoid binary '
-                'segmentation); set decode_head.out_channels = num_classes')
         self.scale_factor = tau
         self.init_class_counts(class_counts, self.num_classes, eps=eps)
 

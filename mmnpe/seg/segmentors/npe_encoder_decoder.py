@@ -1,3 +1,4 @@
+import copy
 from typing import Optional, Sequence, Union
 
 import torch
@@ -41,6 +42,10 @@ class NPEEncoderDecoder(PriorAdjustedEncoderDecoder):
     are computed without autograd; a frozen decode or auxiliary head is then
     not run at all during training, as it has nothing to learn.
 
+    Decode heads are checked as :class:`PriorAdjustedEncoderDecoder` says.
+    Every PEM inherits the decode head's ``ignore_index`` and
+    ``align_corners``; a PEM setting another value is an error.
+
     Args:
         pem_head (dict | list[dict]): Config of one PEM, or of K PEMs.
         scale_factor (float): alpha, finite and >= 0; 0 gives exactly the
@@ -57,11 +62,6 @@ class NPEEncoderDecoder(PriorAdjustedEncoderDecoder):
         scale_factor = check_scale_factor(scale_factor)
         super().__init__(*args, **kwargs)
         self.scale_factor = scale_factor
-        if self.out_channels == 1:
-            raise ValueError(
-                'NPEEncoderDecoder needs one output per class, but the '
-                'decode head has out_channels == 1 (sigmoid binary '
-                'segmentation); set decode_head.out_channels = num_classes')
         self._init_pem_heads(pem_head)
 
     def _init_pem_heads(
@@ -71,12 +71,26 @@ class NPEEncoderDecoder(PriorAdjustedEncoderDecoder):
             raise ValueError('pem_head must be a dict or a non-empty list of '
                              'dicts, got an empty list')
         self.pem_heads = ModuleList()
+        decode_head = self._final_decode_head()
         for k, cfg in enumerate(cfgs):
             if cfg.get('num_classes') != self.num_classes:
                 raise ValueError(
                     f'pem_head[{k}].num_classes must equal the decode '
                     f'head\'s num_classes ({self.num_classes}), got '
                     f'{cfg.get("num_classes")!r}')
+            cfg = copy.deepcopy(cfg)
+            # A PEM must ignore the labels the decode head ignores: with
+            # mmseg's default 255 a void label below num_classes would be
+            # trained as a class.
+            for key in ('ignore_index', 'align_corners'):
+                value = getattr(decode_head, key)
+                if key not in cfg:
+                    cfg[key] = value
+                elif cfg[key] != value:
+                    raise ValueError(
+                        f'pem_head[{k}].{key} must equal the decode head\'s '
+                        f'{key} ({value!r}), or be left out to inherit it; '
+                        f'got {cfg[key]!r}')
             head = MODELS.build(cfg)
             if not isinstance(head, PEMDecodeHead):
                 raise TypeError(

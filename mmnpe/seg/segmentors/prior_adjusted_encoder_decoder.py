@@ -1,12 +1,15 @@
+import inspect
 from abc import abstractmethod
 from typing import List, Sequence
 
+import torch.nn as nn
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
-from mmseg.utils import OptSampleList
+from mmseg.utils import ConfigType, OptSampleList
 from torch import Tensor
 
 from mmnpe.functional import npe_logit_adjust
+from .decode_head_compat import FIRST_OUTPUT_PREDICTS, check_plain_decode_head
 
 
 class PriorAdjustedEncoderDecoder(EncoderDecoder):
@@ -27,9 +30,60 @@ class PriorAdjustedEncoderDecoder(EncoderDecoder):
     own resolution and brought to the decode head's (a (N, C, 1, 1) estimate
     is broadcast, not interpolated). Training is untouched: losses see the
     plain logits.
+
+    The decode head must compute per-class logits from the features alone
+    and predict from them (``predict = predict_by_feat(forward(x))``); heads
+    that do not (MaskFormer, Mask2Former, PointRend's point head, DDRNet,
+    PIDNet ...) are refused when the model is built, naming the head and the
+    reason, and so is a one-channel (sigmoid) head, which has no per-class
+    logits to shift.
     """
 
     scale_factor: float
+
+    def __init__(self, *args, **kwargs) -> None:
+        # Checked from the config, before the (possibly large) backbone.
+        self._check_decode_head_cfg(args, kwargs)
+        super().__init__(*args, **kwargs)
+        if self.out_channels == 1:
+            raise ValueError(
+                f'{type(self).__name__} needs one logit per class, but the '
+                'decode head has out_channels == 1 (sigmoid binary '
+                'segmentation); set decode_head.out_channels = num_classes')
+        self._logits_from_first_output = (
+            type(self._final_decode_head()).predict in FIRST_OUTPUT_PREDICTS)
+
+    def _check_decode_head_cfg(self, args: tuple, kwargs: dict) -> None:
+        """Refuse, by class, a decode head whose logits cannot be
+        corrected."""
+        if 'decode_head' in kwargs:  # as configs pass it
+            decode_head = kwargs['decode_head']
+        else:
+            try:
+                decode_head = inspect.signature(super().__init__).bind(
+                    *args, **kwargs).arguments['decode_head']
+            except (TypeError, KeyError):
+                return  # the stock __init__ reports bad arguments itself
+        self._check_decode_heads(decode_head)
+
+    def _check_decode_heads(self, decode_head: ConfigType) -> None:
+        check_plain_decode_head(decode_head)
+
+    def _final_decode_head(self) -> nn.Module:
+        """The head whose logits are predicted from (the last stage of a
+        cascade)."""
+        if isinstance(self.decode_head, nn.ModuleList):
+            return self.decode_head[-1]
+        return self.decode_head
+
+    def _decode_logits(self, x: Sequence[Tensor]) -> Tensor:
+        """The decode head's per-class logits, (N, C, h, w), as its
+        ``predict()`` uses them (the first output of DANet / EncNet)."""
+        seg_logits = self.decode_head.forward(x)
+        if self._logits_from_first_output and isinstance(
+                seg_logits, (tuple, list)):
+            seg_logits = seg_logits[0]
+        return seg_logits
 
     @abstractmethod
     def estimate_prior(self, x: Sequence[Tensor]) -> Tensor:
@@ -38,7 +92,7 @@ class PriorAdjustedEncoderDecoder(EncoderDecoder):
 
     def _adjusted_logits(self, x: Sequence[Tensor]) -> Tensor:
         """Decode-head logits minus ``scale_factor * eta``, (N, C, h, w)."""
-        seg_logits = self.decode_head.forward(x)
+        seg_logits = self._decode_logits(x)
         if self.scale_factor == 0:
             return seg_logits
         eta = self.estimate_prior(x)

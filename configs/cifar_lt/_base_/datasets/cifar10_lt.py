@@ -11,5 +11,6 @@ val_dataloader = dict(
     dataset=dict(
         type='CIFAR10LT', imbalance_ratio=100, seed=0, download=False))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='LongTailAccuracy')
+# _delete_: the stock Accuracy's topk would reach LongTailAccuracy.
+val_evaluator = dict(_delete_=True, type='LongTailAccuracy')
 test_evaluator = val_evaluator

@@ -1,0 +1,15 @@
+# IWB stage 2 (class-balanced CE + KL on the classifier's weight norms) on
+# the CE run of the same schedule and rho; ResNet-32, HP-2, CIFAR10-LT rho=200.
+# Train ce_resnet32_hp2_cifar10-lt-r200.py first: its last checkpoint
+# (in tools/train.py's default work dir) is load_from; override with
+# --cfg-options load_from=PATH.
+_base_ = [
+    '../_base_/models/resnet32_iwb.py',
+    '../_base_/datasets/cifar10_lt.py',
+    '../_base_/schedules/iwb_hp2.py'
+]
+load_from = 'work_dirs/ce_resnet32_hp2_cifar10-lt-r200/epoch_120.pth'
+model = dict(head=dict(num_classes=10))
+train_dataloader = dict(batch_size=64, dataset=dict(imbalance_ratio=200))
+val_dataloader = dict(dataset=dict(imbalance_ratio=200))
+test_dataloader = dict(dataset=dict(imbalance_ratio=200))

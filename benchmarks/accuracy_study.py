@@ -36,7 +36,7 @@ import os.path as osp
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Dict, List, Optional
 
@@ -518,9 +518,19 @@ def run_study(settings: dict, out_dir: str, workers: int = 1) -> dict:
         ctx = get_context('spawn')
         with ProcessPoolExecutor(
                 workers, mp_context=ctx, initializer=_init_worker) as pool:
-            futures = [pool.submit(_call, name, job) for name, job in jobs]
-            for future in futures:
-                records += future.result()
+            futures = {
+                pool.submit(_call, name, job): i
+                for i, (name, job) in enumerate(jobs)
+            }
+            done = {}
+            for future in as_completed(futures):
+                if future.exception() is not None:
+                    # Fail fast: the jobs not started yet are dropped.
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise future.exception()
+                done[futures[future]] = future.result()
+            for i in range(len(jobs)):
+                records += done[i]
     return dict(
         settings=settings,
         records=records,

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmnpe-deps-installed
 
-.PHONY: setup test demo benchmark cuda-smoke clean
+.PHONY: setup test demo benchmark study cuda-smoke clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,11 @@ demo: $(STAMP)
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/bench_npe.py
+
+# The accuracy study (~30 min on 2 cores): writes benchmarks/accuracy_study.md
+# and .json and copies the table into README.md.
+study: $(STAMP)
+	$(PY) benchmarks/accuracy_study.py --workers 2 --readme README.md
 
 # On a CUDA machine only (not part of `make test`): short GPU trainings and
 # evaluations of the demo configs, with and without --amp.

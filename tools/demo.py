@@ -7,12 +7,15 @@ of ``configs/demo/`` with CE, trains a linear PEM on it with the backbone and
 decode head frozen, fine-tunes its decode head with Balanced Softmax (backbone
 frozen), evaluates baseline, post-hoc LA and NPE-LA at two scale factors and
 Balanced Softmax with mmseg's IoU metric, prints and saves the table, and
-draws a side-by-side PNG of a few validation images.
+draws a side-by-side PNG of a few validation images; the PEM's prior-recovery
+scatter and its one-pass scale-factor sweep curve (``seg_prior_recovery.png``,
+``seg_scale_sweep.png``, with their JSON).
 
 Classification: trains ResNet-32 on DigitsLT (scikit-learn's real digits,
 long-tailed) with CE, Balanced Softmax and NPE-LA (1 and 16 PEMs), tests
 post-hoc LA on the CE checkpoint, prints top-1, balanced and Many/Medium/Few
-accuracy and the learned estimate next to log frequency.
+accuracy and the learned estimate next to log frequency; the prior-recovery
+scatter of the 1-PEM model (``cls_prior_recovery.png``).
 
 Everything runs through the same configs, registry components and
 ``Runner`` a user would use with ``tools/train.py`` / ``tools/test.py``.
@@ -41,6 +44,8 @@ SEG_LA = osp.join(
 SEG_BS = osp.join(
     REPO, 'configs/demo/balanced-softmax_fcn_unet-tiny_synthetic-lt-64x64.py')
 SCALES = (1.0, 0.2)
+# The curve tools/analysis/scale_sweep.py draws for the demo's PEM.
+SWEEP_SCALES = (0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
 # Trained configs; 'LA post-hoc' tests the CE run's last checkpoint instead.
 CLS_CONFIGS = {
     'CE':
@@ -74,6 +79,28 @@ def _runner(config: str, work_dir: str, name: str, **options) -> Runner:
     cfg.experiment_name = name
     cfg.merge_from_dict(options)
     return Runner.from_cfg(cfg)
+
+
+def _analysis_pngs(config: str,
+                   checkpoint: str,
+                   options: dict,
+                   work_dir: str,
+                   prefix: str,
+                   scales=None) -> None:
+    """What tools/analysis/prior_recovery.py (and scale_sweep.py, given
+    ``scales``) write for a trained NPE model: PNG and JSON, seconds."""
+    from mmnpe.analysis import (dump_json, plot_prior_recovery,
+                                plot_scale_sweep, prior_recovery, scale_sweep)
+    result = prior_recovery(config, checkpoint, cfg_options=options)
+    out = osp.join(work_dir, f'{prefix}_prior_recovery')
+    plot_prior_recovery(result, out + '.png')
+    dump_json(result, out + '.json')
+    if scales:
+        result = scale_sweep(
+            config, checkpoint, list(scales), split='val', cfg_options=options)
+        out = osp.join(work_dir, f'{prefix}_scale_sweep')
+        plot_scale_sweep(result, out + '.png')
+        dump_json(result, out + '.json')
 
 
 def _floats(metrics: dict) -> dict:
@@ -203,6 +230,7 @@ def seg_demo(args: argparse.Namespace) -> None:
     npe = _runner(SEG_NPE, npe_dir, 'demo_npe', load_from=base_ckpt, **data)
     npe.train()
     npe_ckpt = osp.join(npe_dir, f'iter_{npe.iter}.pth')
+    _analysis_pngs(SEG_NPE, npe_ckpt, data, work_dir, 'seg', SWEEP_SCALES)
 
     bs_dir = osp.join(work_dir, 'balanced_softmax')
     bs = _runner(
@@ -318,6 +346,10 @@ def cls_demo(args: argparse.Namespace) -> None:
         counts = runner.test_dataloader.dataset.metainfo['train_class_counts']
         if getattr(runner.model.head, 'num_pems', 0):
             estimates[name] = _mean_estimate(runner)
+        if name == 'NPE-LA K=1':
+            _analysis_pngs(
+                config, osp.join(runner.work_dir, f'epoch_{runner.epoch}.pth'),
+                {}, work_dir, 'cls')
     log_freq = np.log(np.asarray(counts, dtype=float))
     log_freq -= log_freq.mean()
 

@@ -5,7 +5,7 @@ This layer sits above ``seg`` and ``cls`` (it reads models of both), like
 ``tools/``; neither imports it. Plots use matplotlib's object API (no
 pyplot state), so they work headless and in notebooks.
 """
-from .builder import build_model, load_config, train_set_cfg
+from .builder import build_model, build_train_set, load_config, train_set_cfg
 from .classwise import (classwise_table, frequency_bands, load_per_class,
                         plot_classwise)
 from .interface import prior_correction
@@ -19,11 +19,11 @@ from .seg_maps import seg_logits_and_estimate
 from .stats import prior_recovery_stats, rankdata
 
 __all__ = [
-    'build_model', 'load_config', 'train_set_cfg', 'classwise_table',
-    'frequency_bands', 'load_per_class', 'plot_classwise', 'prior_correction',
-    'dump_json', 'ClassEstimateAccumulator', 'collect_estimates',
-    'plot_prior_recovery', 'prior_recovery', 'ClsSweepState', 'SegSweepState',
-    'check_scales', 'plot_scale_sweep', 'scale_sweep', 'sweep_classifier',
-    'sweep_segmentor', 'seg_logits_and_estimate', 'prior_recovery_stats',
-    'rankdata'
+    'build_model', 'build_train_set', 'load_config', 'train_set_cfg',
+    'classwise_table', 'frequency_bands', 'load_per_class', 'plot_classwise',
+    'prior_correction', 'dump_json', 'ClassEstimateAccumulator',
+    'collect_estimates', 'plot_prior_recovery', 'prior_recovery',
+    'ClsSweepState', 'SegSweepState', 'check_scales', 'plot_scale_sweep',
+    'scale_sweep', 'sweep_classifier', 'sweep_segmentor',
+    'seg_logits_and_estimate', 'prior_recovery_stats', 'rankdata'
 ]

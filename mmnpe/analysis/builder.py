@@ -7,6 +7,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch.nn as nn
 from mmengine.config import Config, ConfigDict
+from mmengine.dataset import ConcatDataset
 from mmengine.logging import print_log
 from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.registry import DATASETS, METRICS, MODELS, init_default_scope
@@ -14,8 +15,9 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 from torch.utils.data import DataLoader, Dataset, Subset
 
-# Dataset wrappers whose inner dataset is the one to evaluate once each.
-_WRAPPERS = ('RepeatDataset', 'ClassBalancedDataset')
+from mmnpe.engine import (build_counting_dataset, count_dataset_classes,
+                          dataset_parts, fill_unset_class_counts,
+                          map_pipelines, pipeline_dataset_cfgs)
 
 
 def load_config(config: Union[str, Config],
@@ -40,7 +42,8 @@ def build_model(cfg: Config,
     a CE checkpoint given to an NPE config would otherwise leave the PEMs at
     their random initialisation and every number downstream meaningless.
     Buffers may be missing (a fixed prior built from the config's counts,
-    say).
+    say); count-using modules left without counts get the training set's,
+    as :class:`ClassCountsHook` gives them before testing.
 
     Args:
         cfg (Config): Loaded config (see :func:`load_config`).
@@ -83,30 +86,11 @@ def build_model(cfg: Config,
                 f' {k} has shape {got} in the checkpoint and {want} in the '
                 f'model ({len(wrong)} such tensor(s))')
         load_state_dict(model, state, strict=False)
+    # As ClassCountsHook before testing: a fixed-prior module (post-hoc LA
+    # head) built with class_counts=None and given none by the checkpoint
+    # (a CE one) counts the training set.
+    fill_unset_class_counts(model, cfg)
     return model.to(device).eval()
-
-
-def _unwrap(dataset_cfg: dict) -> List[dict]:
-    """The leaf dataset configs under wrappers, as references."""
-    kind = str(dataset_cfg.get('type', '')).split('.')[-1]
-    if kind in _WRAPPERS:
-        return _unwrap(dataset_cfg['dataset'])
-    if kind == 'ConcatDataset':
-        return [leaf for d in dataset_cfg['datasets'] for leaf in _unwrap(d)]
-    return [dataset_cfg]
-
-
-def _without_wrappers(dataset_cfg: dict) -> dict:
-    """``dataset_cfg`` without repeat / class-balanced wrappers (each
-    sample once); a concatenation stays one."""
-    kind = str(dataset_cfg.get('type', '')).split('.')[-1]
-    if kind in _WRAPPERS:
-        return _without_wrappers(dataset_cfg['dataset'])
-    if kind == 'ConcatDataset':
-        out = copy.deepcopy(dataset_cfg)
-        out['datasets'] = [_without_wrappers(d) for d in out['datasets']]
-        return out
-    return copy.deepcopy(dataset_cfg)
 
 
 def eval_dataloader_cfg(cfg: Config, split: str = 'test') -> ConfigDict:
@@ -122,9 +106,9 @@ def eval_dataloader_cfg(cfg: Config, split: str = 'test') -> ConfigDict:
 def train_set_cfg(cfg: Config) -> ConfigDict:
     """The config's training dataset with the test pipeline.
 
-    Built as training builds it (same data, ``reduce_zero_label`` and the
-    like) but with the evaluation pipeline (no random augmentation) and
-    without repeat / class-balanced wrappers, so every image counts once.
+    The same data as training (``reduce_zero_label`` and the like) read
+    with the evaluation pipeline (no random augmentation); wrappers are
+    kept here and dropped by :func:`build_train_set`.
     """
     if cfg.get('train_dataloader') is None:
         raise ValueError('the config has no train_dataloader')
@@ -133,13 +117,24 @@ def train_set_cfg(cfg: Config) -> ConfigDict:
         raise ValueError('the config has no test_dataloader or '
                          'val_dataloader, whose pipeline the training set '
                          'would be read with')
-    pipeline = _unwrap(loader['dataset'])[0].get('pipeline')
-    if pipeline is None:
+    holders = pipeline_dataset_cfgs(loader['dataset'])
+    if not holders:
         raise ValueError('the test dataset config has no pipeline')
-    dataset = _without_wrappers(cfg.train_dataloader.dataset)
-    for leaf in _unwrap(dataset):
-        leaf['pipeline'] = copy.deepcopy(pipeline)
-    return ConfigDict(dataset)
+    pipeline = holders[0]['pipeline']
+    return ConfigDict(
+        map_pipelines(cfg.train_dataloader.dataset,
+                      lambda _: copy.deepcopy(pipeline)))
+
+
+def build_train_set(cfg: Config) -> Dataset:
+    """The training set of :func:`train_set_cfg`, built, each image once:
+    repeat / class-balanced wrappers are dropped, as when counting classes
+    (:func:`mmnpe.engine.dataset_parts`)."""
+    parts = dataset_parts(build_dataset(train_set_cfg(cfg)))
+    for part in parts:
+        if hasattr(part, 'full_init'):
+            part.full_init()
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
 
 def build_dataloader(loader_cfg: dict,
@@ -215,17 +210,11 @@ def find_metric(cfg: Config, split: str, metric_type: type):
 
 
 def classification_train_counts(cfg: Config) -> List[int]:
-    """Training images per class of a classification config: the training
-    set's ``metainfo['train_class_counts']`` when it has one, otherwise
-    counted from its labels (no images are loaded)."""
-    dataset = build_dataset(_without_wrappers(cfg.train_dataloader.dataset))
-    counts = dataset.metainfo.get('train_class_counts')
-    if counts is not None:
-        return list(counts)
-    labels = [
-        int(np.asarray(dataset.get_data_info(i)['gt_label']).reshape(-1)[0])
-        for i in range(len(dataset))
-    ]
-    num_classes = len(dataset.metainfo.get('classes')
-                      or []) or (max(labels) + 1)
-    return np.bincount(labels, minlength=num_classes).tolist()
+    """Training images per class of a classification config, counted as
+    ``tools/analysis/class_counts.py`` and :class:`ClassCountsHook` count
+    them (labels only, each image once)."""
+    result = count_dataset_classes(build_counting_dataset(cfg))
+    if result['kind'] != 'images':
+        raise ValueError('the config\'s training set is not a '
+                         'classification one (it has pixel counts)')
+    return result['counts']

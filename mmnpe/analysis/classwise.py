@@ -37,26 +37,6 @@ def load_per_class(path: str) -> dict:
     return record
 
 
-def load_counts_json(path: str, classes: Sequence[str]) -> List[float]:
-    """Training counts from a counts JSON (``{"kind": "images"|"pixels",
-    "classes": [...], "counts": [...]}``, as ``tools/analysis/
-    class_counts.py`` writes), checked against ``classes``."""
-    with open(path) as f:
-        record = json.load(f)
-    if not isinstance(record, dict) or 'counts' not in record:
-        raise ValueError(f'{path} is not a counts file: expected a JSON '
-                         'object with "counts" (and "classes", "kind")')
-    counts = list(record['counts'])
-    names = record.get('classes')
-    if names is not None and list(names) != list(classes):
-        raise ValueError(f'{path} lists the classes {list(names)}, the '
-                         f'results have {list(classes)}')
-    if len(counts) != len(classes):
-        raise ValueError(f'{path} has {len(counts)} counts for '
-                         f'{len(classes)} classes')
-    return counts
-
-
 def frequency_bands(counts: Sequence[float],
                     task: str,
                     many_threshold: Optional[float] = None,

@@ -18,9 +18,9 @@ from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 from torch import Tensor
 
-from .builder import (build_dataloader, build_dataset, build_model,
+from .builder import (build_dataloader, build_model, build_train_set,
                       check_num_samples, classification_train_counts,
-                      load_config, sample_subset, train_set_cfg)
+                      load_config, sample_subset)
 from .interface import prior_correction
 from .seg_maps import seg_batch
 from .stats import prior_recovery_stats
@@ -115,8 +115,8 @@ def prior_recovery(config,
                    progress: bool = False) -> dict:
     """Compare the per-class mean estimate with the log class frequency.
 
-    Classification: ``log_freq`` from the training images per class (the
-    training set's ``train_class_counts``, or its labels counted), whatever
+    Classification: ``log_freq`` from the training images per class (its
+    labels counted, as ``tools/analysis/class_counts.py`` does), whatever
     ``num_samples``. Segmentation: from the labelled pixels of the images
     processed (all training images unless ``num_samples`` is given, then a
     sample estimate).
@@ -143,7 +143,7 @@ def prior_recovery(config,
     cfg = load_config(config, cfg_options)
     model = build_model(cfg, checkpoint, device)
     task, holder = prior_correction(model, 'prior_recovery')
-    dataset = build_dataset(train_set_cfg(cfg))
+    dataset = build_train_set(cfg)
     subset, used = sample_subset(dataset, num_samples, seed)
     loader_cfg = cfg.get('test_dataloader') or cfg.get('val_dataloader')
     loader = build_dataloader(loader_cfg, dataset=subset)

@@ -1,13 +1,15 @@
 from .class_counts_mixin import ClassCountsMixin
 from .dataset_class_counts import (build_counting_dataset,
                                    count_dataset_classes, counting_dataset_cfg,
-                                   counting_pipeline, write_class_counts)
+                                   counting_pipeline, dataset_parts,
+                                   map_pipelines, pipeline_dataset_cfgs,
+                                   write_class_counts)
 from .dist import setup_cpu_distributed
 from .error_hints import (UnknownComponentError, UnsafeCheckpointError,
                           close_registered_names, error_hints)
 from .hooks import (ClassCountsHook, FrozenBackboneHook, InputCheckHook,
                     RandomStateHook, StageTwoHook, TotalBatchSizeHook,
-                    reinit_module)
+                    fill_unset_class_counts, reinit_module)
 from .launch import DEFAULT_HOOKS, add_default_hooks, build_runner
 from .resume import check_load_from, resolve_resume
 from .safe_globals import register_safe_globals
@@ -17,9 +19,11 @@ __all__ = [
     'ClassBalancedSampler', 'ClassCountsHook', 'ClassCountsMixin',
     'FrozenBackboneHook', 'InputCheckHook', 'RandomStateHook', 'StageTwoHook',
     'TotalBatchSizeHook', 'build_counting_dataset', 'count_dataset_classes',
-    'counting_dataset_cfg', 'counting_pipeline', 'register_safe_globals',
-    'reinit_module', 'write_class_counts', 'setup_cpu_distributed',
-    'resolve_resume', 'check_load_from', 'error_hints',
-    'close_registered_names', 'UnknownComponentError', 'UnsafeCheckpointError',
-    'DEFAULT_HOOKS', 'add_default_hooks', 'build_runner'
+    'counting_dataset_cfg', 'counting_pipeline', 'dataset_parts',
+    'fill_unset_class_counts', 'map_pipelines', 'pipeline_dataset_cfgs',
+    'register_safe_globals', 'reinit_module', 'write_class_counts',
+    'setup_cpu_distributed', 'resolve_resume', 'check_load_from',
+    'error_hints', 'close_registered_names', 'UnknownComponentError',
+    'UnsafeCheckpointError', 'DEFAULT_HOOKS', 'add_default_hooks',
+    'build_runner'
 ]

@@ -10,7 +10,7 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import List, Sequence
+from typing import Callable, List, Sequence
 
 import numpy as np
 from mmengine.config import Config, ConfigDict
@@ -39,22 +39,43 @@ def counting_pipeline(pipeline: Sequence[dict]) -> List[dict]:
     ]
 
 
+def pipeline_dataset_cfgs(dataset_cfg: dict) -> List[dict]:
+    """The dataset configs under ``dataset_cfg`` (itself included) that hold
+    a ``pipeline``, as references: wrappers (``dataset=``) and
+    concatenations (``datasets=``) are walked through."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if 'pipeline' in node:
+                found.append(node)
+            walk(node.get('dataset'))
+            for sub in node.get('datasets', []) or []:
+                walk(sub)
+
+    walk(dataset_cfg)
+    return found
+
+
+def map_pipelines(dataset_cfg: dict, fn: Callable[[Sequence[dict]],
+                                                  List[dict]]) -> dict:
+    """A copy of ``dataset_cfg`` with every (nested) pipeline ``p`` replaced
+    by ``fn(p)``; wrappers are kept.
+
+    The one walk over data-set configs: counting cuts the pipelines to their
+    annotation loaders (:func:`counting_dataset_cfg`), the analysis tools
+    read the training set with the test pipeline.
+    """
+    cfg = copy.deepcopy(dataset_cfg)
+    for node in pipeline_dataset_cfgs(cfg):
+        node['pipeline'] = fn(node['pipeline'])
+    return cfg
+
+
 def counting_dataset_cfg(dataset_cfg: dict) -> dict:
     """``dataset_cfg`` with every (nested) pipeline cut to its annotation
     loaders (see :func:`counting_pipeline`); wrappers are kept."""
-    cfg = copy.deepcopy(dataset_cfg)
-
-    def strip(node):
-        if isinstance(node, dict):
-            if 'pipeline' in node:
-                node['pipeline'] = counting_pipeline(node['pipeline'])
-            if isinstance(node.get('dataset'), dict):
-                strip(node['dataset'])
-            for sub in node.get('datasets', []) or []:
-                strip(sub)
-
-    strip(cfg)
-    return cfg
+    return map_pipelines(dataset_cfg, counting_pipeline)
 
 
 def build_counting_dataset(cfg: Config, split: str = 'train_dataloader'):
@@ -79,14 +100,16 @@ def build_counting_dataset(cfg: Config, split: str = 'train_dataloader'):
     return DATASETS.build(ds_cfg)
 
 
-def _parts(dataset) -> list:
-    """The distinct underlying data sets: a repeat / class-balanced wrapper
-    counts each image once, a concatenation counts every part."""
+def dataset_parts(dataset) -> list:
+    """The distinct underlying data sets of a built ``dataset``: a repeat /
+    class-balanced wrapper (anything with a ``dataset`` and no ``pipeline``
+    of its own) gives its inner data set, so every image appears once; a
+    concatenation gives every part."""
     if isinstance(dataset, ConcatDataset):
-        return [p for d in dataset.datasets for p in _parts(d)]
+        return [p for d in dataset.datasets for p in dataset_parts(d)]
     inner = getattr(dataset, 'dataset', None)
     if inner is not None and not hasattr(dataset, 'pipeline'):
-        return _parts(inner)
+        return dataset_parts(inner)
     return [dataset]
 
 
@@ -148,7 +171,7 @@ def count_dataset_classes(dataset, progress: bool = False) -> dict:
             MMSegmentation one whose pipeline yields ``gt_seg_map`` (build it
             with :func:`build_counting_dataset` so augmentation is off);
             ``ignore_index`` pixels are not counted. Wrappers are unwrapped
-            (see :func:`_parts`).
+            (see :func:`dataset_parts`).
         progress (bool): Show mmengine's progress bar. Defaults to False.
 
     Returns:
@@ -159,7 +182,7 @@ def count_dataset_classes(dataset, progress: bool = False) -> dict:
     if not classes:
         raise ValueError(f'{type(dataset).__name__} has no '
                          "metainfo['classes'] to count over")
-    parts = _parts(dataset)
+    parts = dataset_parts(dataset)
     kind = 'images' if all(hasattr(p, 'get_gt_labels')
                            for p in parts) else 'pixels'
     counts = np.zeros(len(classes), dtype=np.int64)

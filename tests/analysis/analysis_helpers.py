@@ -5,8 +5,8 @@ import os.path as osp
 import torch
 from helpers import tiny_runner_cfg
 
-from mmnpe.analysis import load_config, train_set_cfg
-from mmnpe.analysis.builder import build_dataloader, build_dataset
+from mmnpe.analysis import build_train_set, load_config
+from mmnpe.analysis.builder import build_dataloader
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_NPE = osp.join(REPO, 'configs/demo/npe-la-k1_resnet32_digits-lt.py')
@@ -50,7 +50,7 @@ def nearest_mean_classifier(model, config) -> torch.Tensor:
     image without a slow training run; returns the training labels."""
     cfg = load_config(config)
     loader = build_dataloader(
-        cfg.test_dataloader, dataset=build_dataset(train_set_cfg(cfg)))
+        cfg.test_dataloader, dataset=build_train_set(cfg))
     feats, labels = [], []
     with torch.no_grad():
         for batch in loader:

@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 
 from mmnpe.analysis import (classwise_table, frequency_bands, load_config,
                             load_per_class, plot_classwise)
-from mmnpe.analysis.classwise import load_counts_json
+from mmnpe.functional import load_class_counts
 
 
 def _run(*args):
@@ -172,5 +172,10 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     (tmp_path / 'c.json').write_text(
         json.dumps(
             dict(kind='pixels', classes=['a', 'x', 'c'], counts=[1, 2, 3])))
-    with pytest.raises(ValueError, match='lists the classes'):
-        load_counts_json(str(tmp_path / 'c.json'), ['a', 'b', 'c'])
+    # The tool reads --class-counts with the package's one reader.
+    with pytest.raises(ValueError, match="--class-counts.*index 1: 'x'"):
+        load_class_counts(
+            str(tmp_path / 'c.json'), ['a', 'b', 'c'], name='--class-counts')
+    counts = load_class_counts(str(tmp_path / 'c.json'), ['a', 'x', 'c'])
+    with pytest.raises(ValueError, match='class_counts must have 3 entries'):
+        classwise_table([bare], class_counts=counts + [4])

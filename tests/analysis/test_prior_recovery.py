@@ -14,9 +14,10 @@ from analysis_helpers import REPO, save_checkpoint
 from mmengine.config import ConfigDict
 from scipy import stats as sps
 
-from mmnpe.analysis import (build_model, load_config, prior_recovery,
-                            prior_recovery_stats, rankdata, train_set_cfg)
-from mmnpe.analysis.builder import build_dataloader, build_dataset
+from mmnpe.analysis import (build_model, build_train_set, load_config,
+                            prior_recovery, prior_recovery_stats, rankdata,
+                            train_set_cfg)
+from mmnpe.analysis.builder import build_dataloader
 
 
 def test_stats_closed_form():
@@ -64,7 +65,7 @@ def test_constant_estimate_has_undefined_correlation_not_a_number():
     assert out['slope'] == 0 and np.isnan(out['pearson'])
 
 
-def test_train_set_uses_test_pipeline_and_drops_repeat_wrappers():
+def test_train_set_cfg_puts_the_test_pipeline_everywhere():
     test_pipe = [dict(type='LoadImageFromFile'), dict(type='PackSegInputs')]
     cfg = ConfigDict(
         train_dataloader=dict(
@@ -81,18 +82,48 @@ def test_train_set_uses_test_pipeline_and_drops_repeat_wrappers():
                     ]))),
         test_dataloader=dict(dataset=dict(type='A', pipeline=test_pipe)))
     out = train_set_cfg(cfg)
-    assert out['type'] == 'ConcatDataset'
-    assert [d['type'] for d in out['datasets']] == ['A', 'B']
-    assert all(d['pipeline'] == test_pipe for d in out['datasets'])
+    # Wrappers are dropped when built (build_train_set), as for counting.
+    assert out['type'] == 'RepeatDataset'
+    leaves = out['dataset']['datasets']
+    assert [d['type'] for d in leaves] == ['A', 'ClassBalancedDataset']
+    assert leaves[0]['pipeline'] == test_pipe
+    assert leaves[1]['dataset']['pipeline'] == test_pipe
     # The config itself is untouched.
     assert cfg.train_dataloader.dataset.dataset.datasets[0].pipeline == ['aug']
+
+
+def test_build_train_set_reads_each_image_once_with_the_test_pipeline(cls_ce):
+    config, _ = cls_ce
+    cfg = load_config(config)
+    plain = build_train_set(cfg)
+    digits = dict(cfg.train_dataloader.dataset)
+    cfg.train_dataloader.dataset = dict(
+        type='RepeatDataset',
+        times=7,
+        dataset=dict(
+            type='ConcatDataset',
+            datasets=[
+                digits,
+                dict(
+                    type='ClassBalancedDataset',
+                    oversample_thr=0.5,
+                    dataset=digits)
+            ]))
+    both = build_train_set(cfg)
+    assert len(both) == 2 * len(plain)
+    # The test pipeline (PackInputs only): no random crop, images as stored.
+    for i in (0, len(plain) - 1):
+        img = plain.get_data_info(i)['img']
+        want = torch.from_numpy(img).permute(2, 0, 1)
+        assert torch.equal(both[i]['inputs'], want)
+        assert torch.equal(both[len(plain) + i]['inputs'], want)
 
 
 def _train_eta(model, config):
     """Independent reference: eta of every training sample, labels."""
     cfg = load_config(config)
     loader = build_dataloader(
-        cfg.test_dataloader, dataset=build_dataset(train_set_cfg(cfg)))
+        cfg.test_dataloader, dataset=build_train_set(cfg))
     etas, labels = [], []
     with torch.no_grad():
         for batch in loader:
@@ -155,7 +186,7 @@ def test_cls_subset_keeps_full_training_frequency(cls_npe):
     part = prior_recovery(config, ckpt, num_samples=50, seed=1)
     assert part['num_samples'] == 50
     assert sum(part['samples_per_class']) == 50
-    full = build_dataset(train_set_cfg(load_config(config)))
+    full = build_train_set(load_config(config))
     assert part['train_counts'] == full.metainfo['train_class_counts']
     assert len(full) > 50
     again = prior_recovery(config, ckpt, num_samples=50, seed=1)
@@ -202,7 +233,7 @@ def test_seg_estimate_is_the_pixel_mean_of_the_true_class(seg_npe):
     model = build_model(cfg, ckpt)
     result = prior_recovery(config, ckpt)
     loader = build_dataloader(
-        cfg.test_dataloader, dataset=build_dataset(train_set_cfg(cfg)))
+        cfg.test_dataloader, dataset=build_train_set(cfg))
     sums, counts = torch.zeros(6, dtype=torch.float64), torch.zeros(6)
     with torch.no_grad():
         for batch in loader:

@@ -49,11 +49,14 @@ def main() -> None:
     args = parser.parse_args()
     from mmnpe.analysis import (classwise_table, dump_json, load_per_class,
                                 plot_classwise)
-    from mmnpe.analysis.classwise import load_counts_json
+    from mmnpe.functional import load_class_counts
     records = [load_per_class(path) for path in args.results]
     counts = None
     if args.class_counts:
-        counts = load_counts_json(args.class_counts, records[0]['classes'])
+        counts = load_class_counts(
+            args.class_counts,
+            classes=records[0]['classes'],
+            name='--class-counts')
     table = classwise_table(records, args.labels, args.metric, counts,
                             args.many_threshold, args.few_threshold)
     plot_classwise(table, args.out)

@@ -13,10 +13,15 @@ from ..dataset_class_counts import (build_counting_dataset,
                                     count_dataset_classes)
 
 
-def _count_modules(runner) -> List[ClassCountsMixin]:
-    # runner.model.modules() reaches through DDP and TTA wrappers alike.
+def _count_modules(model: nn.Module) -> List[ClassCountsMixin]:
+    # model.modules() reaches through DDP and TTA wrappers alike.
+    return [m for m in model.modules() if isinstance(m, ClassCountsMixin)]
+
+
+def _unset(modules: List[ClassCountsMixin]) -> List[ClassCountsMixin]:
     return [
-        m for m in runner.model.modules() if isinstance(m, ClassCountsMixin)
+        m for m in modules
+        if m.class_counts_from_dataset and not m.has_class_counts
     ]
 
 
@@ -122,7 +127,7 @@ class ClassCountsHook(Hook):
 
     def before_train(self, runner) -> None:
         """Fill dataset-sourced modules from the training data set."""
-        modules = _count_modules(runner)
+        modules = _count_modules(runner.model)
         if not modules:
             return
         dataset = runner.train_dataloader.dataset
@@ -132,19 +137,19 @@ class ClassCountsHook(Hook):
             self._fill(modules, self._counts(dataset, 'train'), True)
 
     def _before_eval(self, runner, loader_name: str) -> None:
-        modules = _count_modules(runner)
+        modules = _count_modules(runner.model)
         if not modules:
             return
         dataset = getattr(runner, loader_name).dataset
         self._check_files(modules, dataset.metainfo.get('classes'),
                           loader_name.replace('_dataloader', '') + ' data set')
-        unset = [
-            m for m in modules
-            if m.class_counts_from_dataset and not m.has_class_counts
-        ]
+        self._fill_unset(modules, runner.cfg)
+
+    def _fill_unset(self, modules: List[ClassCountsMixin], cfg) -> None:
+        unset = _unset(modules)
         if unset:
             if 'cfg' not in self._cache:
-                self._counts(build_counting_dataset(runner.cfg), 'cfg')
+                self._counts(build_counting_dataset(cfg), 'cfg')
             self._fill(unset, self._cache['cfg'], False)
 
     def before_val(self, runner) -> None:
@@ -154,3 +159,29 @@ class ClassCountsHook(Hook):
     def before_test(self, runner) -> None:
         """Fill still-unset modules (``tools/test.py``)."""
         self._before_eval(runner, 'test_dataloader')
+
+
+def fill_unset_class_counts(model: nn.Module, cfg) -> int:
+    """What :class:`ClassCountsHook` does before testing, without a Runner.
+
+    Every :class:`ClassCountsMixin` module of ``model`` built with
+    ``class_counts=None`` and not given counts by a checkpoint gets the
+    training images per class of ``cfg.train_dataloader.dataset``
+    (augmentation off). The analysis tools build models outside a Runner,
+    so a post-hoc LA head on a CE checkpoint needs this to have a prior.
+
+    Args:
+        model (nn.Module): The built model.
+        cfg (Config): Its full config.
+
+    Returns:
+        int: How many modules were filled.
+
+    Raises:
+        ValueError: The training set is a segmentation one (pixel counts
+            are never computed on the fly) or the config has none.
+    """
+    unset = _unset(_count_modules(model))
+    if unset:
+        ClassCountsHook()._fill_unset(unset, cfg)
+    return len(unset)

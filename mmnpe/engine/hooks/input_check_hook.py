@@ -63,11 +63,13 @@ class InputCheckHook(Hook):
       or fails deep in the loss with fewer.
     - ``check_checkpoint`` (``after_load_checkpoint``, before the weights
       are copied): a checkpoint from another architecture is refused when
-      a tensor has another shape, when it holds keys the model lacks, or
-      when it shares no key with the model. mmengine loads with
-      ``strict=False`` and only logs a warning, so a wrong ``load_from``
-      otherwise trains from random weights. Keys the checkpoint lacks are
-      allowed (a stock checkpoint has no ``pem_heads.*``) and logged.
+      a tensor has another shape, when it holds keys the model lacks under
+      a module the model has, or when it shares no key with the model.
+      mmengine loads with ``strict=False`` and only logs a warning, so a
+      wrong ``load_from`` otherwise trains from random weights. Keys the
+      checkpoint lacks are allowed (a stock checkpoint has no
+      ``pem_heads.*``) and logged; so are keys of a whole top-level module
+      the config leaves out (``auxiliary_head`` of a fine-tuning config).
     - ``check_batches`` (before every train/val/test iteration): inputs are
       finite (a NaN or inf would reach the loss and, through the optimiser,
       every weight), and each segmentation annotation has the size of its
@@ -137,7 +139,15 @@ class InputCheckHook(Hook):
         model = _unwrap(runner.model)
         own = model.state_dict()
         source = runner.cfg.get('load_from')
-        unexpected = sorted(k for k in state if k not in own)
+        # Keys of a whole module the config leaves out (a fine-tuning config
+        # that drops the auxiliary head, say) are skipped, as mmengine's
+        # non-strict loading does; keys under a module the model has are not.
+        children = dict(model.named_children())
+        dropped = sorted(
+            k for k in state
+            if k not in own and k.split('.', 1)[0] not in children)
+        unexpected = sorted(k for k in state
+                            if k not in own and k not in dropped)
         shapes = sorted(f'{k}: checkpoint {tuple(v.shape)} vs model '
                         f'{tuple(own[k].shape)}' for k, v in state.items()
                         if k in own and isinstance(v, torch.Tensor)
@@ -158,6 +168,13 @@ class InputCheckHook(Hook):
                 f'{type(model).__name__}: ' + '; '.join(problems) +
                 '. It was saved from another architecture or config; '
                 'check load_from (or the checkpoint given to test.py)')
+        if dropped:
+            modules = sorted({k.split('.', 1)[0] for k in dropped})
+            print_log(
+                f'InputCheckHook: checkpoint {source!r} holds '
+                f'{len(dropped)} tensors of modules the model does not have '
+                f'({", ".join(modules)}); they are not loaded',
+                logger='current')
         missing = sorted(k for k in own if k not in state)
         if missing:
             print_log(

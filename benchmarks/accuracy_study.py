@@ -1,0 +1,752 @@
+"""Accuracy study on the data that ships with the repo (issue 8).
+
+Every long-tail method mmnpe has, over several training seeds, on
+
+- DigitsLT (scikit-learn's real 8x8 digits, long-tailed; rho 10 and 50;
+  balanced held-out test split), ResNet-32: CE, LA loss, LA post-hoc (on
+  the CE run), Balanced Softmax, cRT and IWB (stage 2 on the CE run; when
+  their demo configs exist), NPE-LA with 1 and 16 PEMs;
+- the synthetic long-tailed segmentation set, the demo's UNet + FCN: CE
+  baseline, post-hoc LA (tau = 1, and tau swept), Balanced Softmax
+  fine-tuning, NPE-LA with a linear PEM and a structured one (the decode
+  head's 3x3 conv + 1x1, no BN) at alpha = 1 and at the alpha the one-pass
+  sweep picks.
+
+The swept tau / alpha is chosen by mIoU on a *separate* selection set
+(the generator with another seed), never on the images reported. Each NPE
+run also reports the Pearson correlation of its per-class mean estimate
+with the log class frequency over its training set (prior recovery).
+
+The runs are the demo configs in ``configs/demo/`` with ``--cfg-options``
+style overrides (shorter schedules, the seed, the data), trained and tested
+through the ``Runner`` as ``tools/train.py`` / ``tools/test.py`` would.
+Work is spread over ``--workers`` processes with one thread each; seeds
+are set with ``randomness.deterministic``. Writes a JSON (every run) and a
+markdown table (mean +- sample std over seeds); ``--readme`` copies the
+table into the README between its ``accuracy_study`` markers.
+
+    python benchmarks/accuracy_study.py [--workers 2] [--seeds 0 1 2 3 4]
+"""
+import argparse
+import copy
+import json
+import math
+import os
+import os.path as osp
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from typing import Dict, List, Optional
+
+import numpy as np
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO = osp.join(REPO, 'configs', 'demo')
+
+CLS_CE = 'CE'
+# name -> (config, kind): 'scratch' trains from scratch, 'posthoc' tests
+# the CE checkpoint, 'stage2' trains from it.
+CLS_METHODS = {
+    CLS_CE: ('ce_resnet32_digits-lt.py', 'scratch'),
+    'LA loss': ('la-loss_resnet32_digits-lt.py', 'scratch'),
+    'LA post-hoc': ('la-posthoc_resnet32_digits-lt.py', 'posthoc'),
+    'Balanced Softmax': ('balanced-softmax_resnet32_digits-lt.py', 'scratch'),
+    'cRT': ('crt_resnet32_digits-lt.py', 'stage2'),
+    'IWB': ('iwb_resnet32_digits-lt.py', 'stage2'),
+    'NPE-LA K=1': ('npe-la-k1_resnet32_digits-lt.py', 'scratch'),
+    'NPE-LA K=16': ('npe-la-k16_resnet32_digits-lt.py', 'scratch'),
+}
+SEG_BASE = 'fcn_unet-tiny_synthetic-lt-64x64.py'
+SEG_LA = 'la-posthoc_fcn_unet-tiny_synthetic-lt-64x64.py'
+SEG_BS = 'balanced-softmax_fcn_unet-tiny_synthetic-lt-64x64.py'
+SEG_NPE = 'npe_fcn_unet-tiny_synthetic-lt-64x64.py'
+# The structured PEM mirrors the demo's decode head (FCNHead: one 3x3 conv,
+# then the 1x1 classifier) without BN.
+PEMS = {
+    'linear': {},
+    'structured': {
+        'model.pem_head.num_convs': 1,
+        'model.pem_head.kernel_size': 3
+    },
+}
+SEG_METHODS = ('CE', 'LA post-hoc', 'Balanced Softmax', 'NPE-LA linear',
+               'NPE-LA structured')
+CLS_COLS = ('top1', 'balanced', 'many', 'medium', 'few')
+SEG_COLS = ('mIoU', 'mDice', 'mAcc')
+NO_VAL = {'val_dataloader': None, 'val_cfg': None, 'val_evaluator': None}
+
+FULL = dict(
+    seeds=[0, 1, 2, 3, 4],
+    rhos=[10, 50],
+    cls_methods=list(CLS_METHODS),
+    cls_epochs=50,
+    cls_batch=64,
+    seg_methods=list(SEG_METHODS),
+    seg_iters=400,
+    seg_pem_iters=200,
+    seg_num_train=64,
+    seg_num_val=16,
+    scales=[0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0])
+
+
+def _config(name: str) -> str:
+    return osp.join(DEMO, name)
+
+
+def _runner(config: str, work_dir: str, name: str, options: dict):
+    """The Runner ``tools/train.py`` / ``tools/test.py`` build for
+    ``config`` with ``--cfg-options``-style overrides."""
+    from mmengine.config import Config
+
+    from mmnpe.engine import build_runner
+    cfg = Config.fromfile(config)
+    cfg.work_dir = work_dir
+    cfg.experiment_name = name
+    cfg.launcher = 'none'
+    cfg.merge_from_dict(options)
+    return build_runner(cfg)
+
+
+def _common(seed: int) -> dict:
+    return {
+        'randomness': dict(seed=seed, deterministic=True),
+        'log_level': 'WARNING',
+        'default_hooks.logger.interval': 10000,
+    }
+
+
+def _plain(metrics: dict) -> dict:
+    return {
+        k: v.tolist() if hasattr(v, 'tolist') else v
+        for k, v in metrics.items()
+    }
+
+
+def _record(task, setting, method, seed, metrics, start, **extra) -> dict:
+    return dict(
+        task=task,
+        setting=setting,
+        method=method,
+        seed=seed,
+        metrics=metrics,
+        seconds=round(time.time() - start, 1),
+        **extra)
+
+
+# Classification -------------------------------------------------------------
+
+
+def _cls_options(job: dict, kind: str) -> dict:
+    rho, seed = job['rho'], job['seed']
+    opts = _common(seed)
+    opts.update(NO_VAL)
+    opts.update({
+        f'{split}_dataloader.dataset.imbalance_ratio': rho
+        for split in ('train', 'test')
+    })
+    if kind == 'scratch':
+        epochs = job['cls_epochs']
+        opts.update({
+            'train_cfg.max_epochs':
+            epochs,
+            'train_dataloader.batch_size':
+            job['cls_batch'],
+            'param_scheduler.milestones':
+            [int(0.8 * epochs), int(0.9 * epochs)],
+            'default_hooks.checkpoint.interval':
+            epochs,
+        })
+    return opts
+
+
+def _cls_metrics(metrics: dict) -> dict:
+    out = {k.split('/', 1)[1]: v for k, v in _plain(metrics).items()}
+    return out
+
+
+def _cls_run(job: dict, method: str, ce_ckpt: Optional[str] = None) -> dict:
+    """Train (or only test) one classification method; returns its record
+    (with ``checkpoint``)."""
+    start = time.time()
+    config, kind = CLS_METHODS[method]
+    config = _config(config)
+    opts = _cls_options(job, kind)
+    if kind in ('posthoc', 'stage2'):
+        opts['load_from'] = ce_ckpt
+    tag = method.lower().replace(' ', '-').replace('=', '')
+    setting = f'DigitsLT rho={job["rho"]:g}'
+    work_dir = osp.join(job['out_dir'], f'cls_r{job["rho"]:g}',
+                        f's{job["seed"]}', tag)
+    runner = _runner(config, work_dir,
+                     f'study_cls_r{job["rho"]:g}_s{job["seed"]}_{tag}', opts)
+    ckpt = None
+    if kind != 'posthoc':
+        runner.train()
+        ckpt = osp.join(work_dir, f'epoch_{runner.epoch}.pth')
+    metrics = _cls_metrics(runner.test())
+    extra = {}
+    if getattr(runner.model.head, 'num_pems', 0):
+        from mmnpe.analysis import prior_recovery
+        rec = prior_recovery(config, ckpt, cfg_options=opts)
+        extra['pearson'] = rec['stats']['pearson']
+    counts = runner.test_dataloader.dataset.metainfo['train_class_counts']
+    return _record(
+        'cls',
+        setting,
+        method,
+        job['seed'],
+        metrics,
+        start,
+        checkpoint=ckpt,
+        train_counts=list(counts),
+        **extra)
+
+
+def cls_ce_chain(job: dict) -> List[dict]:
+    """CE, then the methods that start from its checkpoint."""
+    ce = _cls_run(job, CLS_CE)
+    out = [ce] if CLS_CE in job['methods'] else []
+    for method in job['methods']:
+        if CLS_METHODS[method][1] in ('posthoc', 'stage2'):
+            out.append(_cls_run(job, method, ce['checkpoint']))
+    return out
+
+
+def cls_single(job: dict) -> List[dict]:
+    return [_cls_run(job, job['methods'][0])]
+
+
+# Segmentation ---------------------------------------------------------------
+
+
+def _seg_data(job: dict, root: str) -> dict:
+    # No validation during the study's runs (NO_VAL): train and test only.
+    return {
+        f'{split}_dataloader.dataset.data_root': root
+        for split in ('train', 'test')
+    }
+
+
+def _seg_train_options(job: dict, iters: int, poly: bool) -> dict:
+    opts = _common(job['seed'])
+    opts.update(NO_VAL)
+    opts.update(_seg_data(job, job['data_root']))
+    opts.update({
+        'train_cfg.max_iters': iters,
+        'default_hooks.checkpoint.interval': iters,
+    })
+    if poly:
+        opts['param_scheduler'] = [
+            dict(
+                type='PolyLR',
+                eta_min=1e-4,
+                power=0.9,
+                by_epoch=False,
+                begin=0,
+                end=iters)
+        ]
+    else:
+        opts['param_scheduler'] = [
+            dict(
+                type='MultiStepLR',
+                by_epoch=False,
+                milestones=[iters // 2, (3 * iters) // 4],
+                gamma=0.1)
+        ]
+    return opts
+
+
+def _selection_options(job: dict, opts: dict) -> dict:
+    """``opts`` with the validation loader on the selection set (where tau
+    and alpha are chosen) instead of the reported images."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(_config(SEG_BASE))
+    loader = copy.deepcopy(cfg.test_dataloader.to_dict())
+    loader['dataset']['data_root'] = job['selection_root']
+    sel = {k: v for k, v in opts.items() if k not in NO_VAL}
+    sel.update(_seg_data(job, job['data_root']))
+    sel['val_dataloader'] = loader
+    return sel
+
+
+def _seg_metrics(metrics: dict) -> dict:
+    m = _plain(metrics)
+    keep = {k: float(m[k]) for k in (*SEG_COLS, 'aAcc')}
+    keep['IoU'] = {
+        k.split('.', 1)[1]: float(v)
+        for k, v in m.items() if k.startswith('IoU.')
+    }
+    return keep
+
+
+def _swept(job: dict, config: str, ckpt: str, opts: dict) -> dict:
+    """Best scale by mIoU on the selection set (one-pass sweep)."""
+    from mmnpe.analysis import scale_sweep
+    result = scale_sweep(
+        config,
+        ckpt,
+        job['scales'],
+        split='val',
+        cfg_options=_selection_options(job, opts))
+    return result['best']['mIoU']
+
+
+def seg_chain(job: dict) -> List[dict]:
+    """The CE baseline of one seed, then the methods built on it."""
+    seed, out_dir = job['seed'], job['out_dir']
+    setting = 'synthetic seg'
+    work = osp.join(out_dir, 'seg', f's{seed}')
+    records = []
+
+    start = time.time()
+    opts = _seg_train_options(job, job['seg_iters'], poly=True)
+    runner = _runner(
+        _config(SEG_BASE), osp.join(work, 'ce'), f'study_seg_s{seed}_ce', opts)
+    runner.train()
+    base_ckpt = osp.join(work, 'ce', f'iter_{runner.iter}.pth')
+    records.append(
+        _record('seg', setting, 'CE', seed, _seg_metrics(runner.test()),
+                start))
+    methods = job['methods']
+
+    if 'LA post-hoc' in methods:
+        start = time.time()
+        la_opts = _common(seed)
+        la_opts.update(NO_VAL)
+        la_opts.update(_seg_data(job, job['data_root']))
+        la_opts.update({
+            'load_from': base_ckpt,
+            'model.class_counts': job['counts_json'],
+            'model.tau': 1.0
+        })
+        runner = _runner(
+            _config(SEG_LA), osp.join(work, 'la'), f'study_seg_s{seed}_la',
+            la_opts)
+        records.append(
+            _record('seg', setting, 'LA post-hoc tau=1', seed,
+                    _seg_metrics(runner.test()), start))
+        best = _swept(job, _config(SEG_LA), base_ckpt, la_opts)
+        runner.model.tau = best['scale']
+        records.append(
+            _record(
+                'seg',
+                setting,
+                'LA post-hoc tau swept',
+                seed,
+                _seg_metrics(runner.test()),
+                start,
+                scale=best['scale']))
+
+    if 'Balanced Softmax' in methods:
+        start = time.time()
+        bs_opts = _seg_train_options(job, job['seg_pem_iters'], poly=False)
+        bs_opts.update({
+            'load_from':
+            base_ckpt,
+            'model.decode_head.loss_decode.class_counts':
+            job['counts_json']
+        })
+        runner = _runner(
+            _config(SEG_BS), osp.join(work, 'bs'), f'study_seg_s{seed}_bs',
+            bs_opts)
+        runner.train()
+        records.append(
+            _record('seg', setting, 'Balanced Softmax', seed,
+                    _seg_metrics(runner.test()), start))
+
+    for pem, pem_opts in PEMS.items():
+        if f'NPE-LA {pem}' not in methods:
+            continue
+        start = time.time()
+        npe_opts = _seg_train_options(job, job['seg_pem_iters'], poly=False)
+        npe_opts.update(pem_opts)
+        npe_opts.update({'load_from': base_ckpt, 'model.scale_factor': 1.0})
+        work_dir = osp.join(work, f'npe_{pem}')
+        runner = _runner(
+            _config(SEG_NPE), work_dir, f'study_seg_s{seed}_npe_{pem}',
+            npe_opts)
+        runner.train()
+        ckpt = osp.join(work_dir, f'iter_{runner.iter}.pth')
+        from mmnpe.analysis import prior_recovery
+        pearson = prior_recovery(
+            _config(SEG_NPE), ckpt, cfg_options=npe_opts)['stats']['pearson']
+        records.append(
+            _record(
+                'seg',
+                setting,
+                f'NPE-LA {pem}, alpha=1',
+                seed,
+                _seg_metrics(runner.test()),
+                start,
+                pearson=pearson))
+        best = _swept(job, _config(SEG_NPE), ckpt, npe_opts)
+        runner.model.scale_factor = best['scale']
+        records.append(
+            _record(
+                'seg',
+                setting,
+                f'NPE-LA {pem}, alpha swept',
+                seed,
+                _seg_metrics(runner.test()),
+                start,
+                scale=best['scale'],
+                pearson=pearson))
+    return records
+
+
+# Planning, running, reporting -----------------------------------------------
+
+
+def available_cls_methods(methods: List[str]) -> List[str]:
+    """The requested methods whose demo config exists (cRT and IWB arrive
+    with their configs)."""
+    return [m for m in methods if osp.isfile(_config(CLS_METHODS[m][0]))]
+
+
+def plan(settings: dict, out_dir: str) -> List[tuple]:
+    """(function name, job) pairs, longest first."""
+    jobs = []
+    cls_methods = settings['cls_methods']
+    for seed in settings['seeds']:
+        if settings['seg_methods']:
+            jobs.append(('seg_chain',
+                         dict(
+                             seed=seed,
+                             out_dir=out_dir,
+                             methods=settings['seg_methods'],
+                             seg_iters=settings['seg_iters'],
+                             seg_pem_iters=settings['seg_pem_iters'],
+                             scales=settings['scales'],
+                             data_root=settings['data_root'],
+                             selection_root=settings['selection_root'],
+                             counts_json=settings['counts_json'])))
+    for rho in settings['rhos']:
+        for seed in settings['seeds']:
+            base = dict(
+                rho=rho,
+                seed=seed,
+                out_dir=out_dir,
+                cls_epochs=settings['cls_epochs'],
+                cls_batch=settings['cls_batch'])
+            chain = [
+                m for m in cls_methods
+                if m == CLS_CE or CLS_METHODS[m][1] != 'scratch'
+            ]
+            if chain:
+                jobs.append(('cls_ce_chain', dict(base, methods=chain)))
+            for m in cls_methods:
+                if m not in chain:
+                    jobs.append(('cls_single', dict(base, methods=[m])))
+    return jobs
+
+
+def _init_worker() -> None:
+    import torch
+    torch.set_num_threads(1)
+    import mmnpe  # noqa: F401
+
+
+def _call(name: str, job: dict) -> List[dict]:
+    return globals()[name](job)
+
+
+def prepare_data(settings: dict, out_dir: str) -> None:
+    """The synthetic set, its selection set and pixel counts (in place in
+    ``settings``)."""
+    if not settings['seg_methods']:
+        return
+    from mmengine.config import Config
+
+    from mmnpe.engine import (build_counting_dataset, count_dataset_classes,
+                              write_class_counts)
+    from mmnpe.seg import generate_synthetic_lt
+    data_root = osp.join(out_dir, 'data', 'synthetic_lt')
+    selection_root = osp.join(out_dir, 'data', 'synthetic_lt_selection')
+    generate_synthetic_lt(
+        data_root,
+        num_train=settings['seg_num_train'],
+        num_val=settings['seg_num_val'])
+    # Same generator, another seed: where tau and alpha are chosen.
+    generate_synthetic_lt(
+        selection_root, num_train=1, num_val=settings['seg_num_val'], seed=1)
+    cfg = Config.fromfile(_config(SEG_BASE))
+    cfg.merge_from_dict({'train_dataloader.dataset.data_root': data_root})
+    counts = count_dataset_classes(build_counting_dataset(cfg))
+    counts_json = osp.join(data_root, 'pixel_counts.json')
+    write_class_counts(counts, counts_json)
+    settings.update(
+        data_root=data_root,
+        selection_root=selection_root,
+        counts_json=counts_json,
+        seg_train_pixels=counts['counts'],
+        seg_classes=counts['classes'])
+
+
+def run_study(settings: dict, out_dir: str, workers: int = 1) -> dict:
+    """Run every job; returns the records and the settings used."""
+    settings = copy.deepcopy(settings)
+    available = available_cls_methods(settings['cls_methods'])
+    settings['cls_missing'] = [
+        m for m in settings['cls_methods'] if m not in available
+    ]
+    settings['cls_methods'] = available
+    unknown = set(settings['seg_methods']) - set(SEG_METHODS)
+    if unknown:
+        raise ValueError(f'seg_methods must be among {SEG_METHODS}, got '
+                         f'{sorted(unknown)}')
+    os.makedirs(out_dir, exist_ok=True)
+    start = time.time()
+    load_start = os.getloadavg()
+    prepare_data(settings, out_dir)
+    jobs = plan(settings, out_dir)
+    records = []
+    if workers <= 1:
+        import torch
+
+        import mmnpe  # noqa: F401
+        threads = torch.get_num_threads()
+        # One thread, as each worker has: the same arithmetic either way.
+        torch.set_num_threads(1)
+        try:
+            for name, job in jobs:
+                records += _call(name, job)
+        finally:
+            torch.set_num_threads(threads)
+    else:
+        ctx = get_context('spawn')
+        with ProcessPoolExecutor(
+                workers, mp_context=ctx, initializer=_init_worker) as pool:
+            futures = {
+                pool.submit(_call, name, job): i
+                for i, (name, job) in enumerate(jobs)
+            }
+            done = {}
+            for future in as_completed(futures):
+                if future.exception() is not None:
+                    # Fail fast: the jobs not started yet are dropped.
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise future.exception()
+                done[futures[future]] = future.result()
+            for i in range(len(jobs)):
+                records += done[i]
+    return dict(
+        settings=settings,
+        records=records,
+        wall_seconds=round(time.time() - start, 1),
+        workers=workers,
+        load_average_start=load_start,
+        load_average_end=os.getloadavg(),
+        machine=dict(
+            cpu_count=os.cpu_count(),
+            processor=platform.processor() or platform.machine(),
+            python=platform.python_version()))
+
+
+def _mean_std(values: List[float]) -> str:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return 'n/a'
+    if len(values) == 1:
+        return f'{values[0]:.2f}'
+    return f'{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}'
+
+
+def _scale_cell(values: List[float]) -> str:
+    return ', '.join(f'{v:g}' for v in values)
+
+
+def aggregate(records: List[dict]) -> Dict[str, Dict[str, dict]]:
+    """setting -> method -> {metric: [values over seeds], ...} in the order
+    the records come."""
+    out: Dict[str, Dict[str, dict]] = {}
+    for r in records:
+        row = out.setdefault(r['setting'],
+                             {}).setdefault(r['method'],
+                                            dict(task=r['task'], seeds=[]))
+        row['seeds'].append(r['seed'])
+        cols = CLS_COLS if r['task'] == 'cls' else SEG_COLS
+        for c in cols:
+            row.setdefault(c, []).append(r['metrics'].get(c))
+        for key in ('pearson', 'scale'):
+            if key in r:
+                row.setdefault(key, []).append(r[key])
+    return out
+
+
+def _order(setting_rows: dict, task: str) -> List[str]:
+    if task == 'cls':
+        names = list(CLS_METHODS)
+    else:
+        names = [
+            'CE', 'LA post-hoc tau=1', 'LA post-hoc tau swept',
+            'Balanced Softmax'
+        ] + [f'NPE-LA {p}, alpha{a}' for p in PEMS for a in ('=1', ' swept')]
+    return [n for n in names if n in setting_rows]
+
+
+def markdown(result: dict) -> str:
+    """The study's tables (mean ± sample std over seeds) and how they were
+    made."""
+    s = result['settings']
+    rows = aggregate(result['records'])
+    seeds = s['seeds']
+    lines = []
+    for setting, methods in rows.items():
+        task = next(iter(methods.values()))['task']
+        if task == 'cls':
+            counts = next(r['train_counts'] for r in result['records']
+                          if r['setting'] == setting)
+            lines += [
+                f'**{setting}** (training images per class '
+                f'{" / ".join(str(c) for c in counts)}; test: 50 per class; '
+                f'ResNet-32, {s["cls_epochs"]} epochs at batch '
+                f'{s["cls_batch"]}; Many > 100, Few < 20 training images)', '',
+                '| method | top-1 | balanced | Many | Medium | Few | '
+                'prior recovery r |', '|---|---|---|---|---|---|---|'
+            ]
+            for name in _order(methods, 'cls'):
+                row = methods[name]
+                cells = [_mean_std(row[c]) for c in CLS_COLS]
+                cells.append(_mean_std(row.get('pearson', [])))
+                lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+        else:
+            pixels = ' / '.join(str(p) for p in s['seg_train_pixels'])
+            lines += [
+                f'**{setting}** ({len(s["seg_classes"])} classes, training '
+                f'pixels per class {pixels}; UNet-tiny + FCN, CE '
+                f'{s["seg_iters"]} iterations; Balanced Softmax and PEMs '
+                f'{s["seg_pem_iters"]} on the frozen CE model; tau / alpha '
+                f'swept over {_scale_cell(s["scales"])} on a separate '
+                'selection set)', '',
+                '| method | mIoU | mDice | mAcc | tau / alpha per seed | '
+                'prior recovery r |', '|---|---|---|---|---|---|'
+            ]
+            for name in _order(methods, 'seg'):
+                row = methods[name]
+                cells = [_mean_std(row[c]) for c in SEG_COLS]
+                cells.append(
+                    _scale_cell(row['scale']) if 'scale' in row else '')
+                cells.append(_mean_std(row.get('pearson', [])))
+                lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+        lines.append('')
+    missing = s.get('cls_missing', [])
+    load = ', '.join(f'{a:.1f}' for a in (result['load_average_start'][0],
+                                          result['load_average_end'][0]))
+    lines.append(
+        f'Mean ± sample std over {len(seeds)} training seed(s) '
+        f'({", ".join(map(str, seeds))}); prior recovery r: Pearson '
+        'correlation of the per-class mean NPE estimate with the log class '
+        'frequency on the training set. '
+        f'{result["wall_seconds"] / 60:.1f} min with {result["workers"]} '
+        f'worker process(es) of one thread on {result["machine"]["cpu_count"]}'
+        f' CPU cores (load average {load} at start, end).' +
+        (f' Not run (no demo config): {", ".join(missing)}.' if missing else ''
+         ))
+    return '\n'.join(lines) + '\n'
+
+
+BEGIN = '<!-- accuracy_study:begin (benchmarks/accuracy_study.py) -->'
+END = '<!-- accuracy_study:end -->'
+
+
+def readme_block(readme: str) -> str:
+    """The text between the study markers of a README."""
+    text = open(readme).read()
+    if BEGIN not in text or END not in text:
+        raise ValueError(f'{readme} has no {BEGIN} ... {END} block')
+    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip('\n') + '\n'
+
+
+def update_readme(readme: str, table: str) -> None:
+    """Put ``table`` between the README's study markers."""
+    text = open(readme).read()
+    readme_block(readme)
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    with open(readme, 'w') as f:
+        f.write(head + BEGIN + '\n' + table + END + tail)
+
+
+def _portable(result: dict) -> dict:
+    """``result`` without this machine's paths (checkpoints dropped, data
+    folders relative to the repository)."""
+    result = copy.deepcopy(result)
+    for r in result['records']:
+        r.pop('checkpoint', None)
+    for key in ('data_root', 'selection_root', 'counts_json'):
+        if key in result['settings']:
+            result['settings'][key] = osp.relpath(result['settings'][key],
+                                                  REPO)
+    return result
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--out-dir', default='work_dirs/accuracy_study')
+    parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--seeds', type=int, nargs='+', default=FULL['seeds'])
+    parser.add_argument('--rhos', type=float, nargs='+', default=FULL['rhos'])
+    parser.add_argument(
+        '--cls-methods', nargs='*', default=FULL['cls_methods'])
+    parser.add_argument(
+        '--seg-methods', nargs='*', default=FULL['seg_methods'])
+    parser.add_argument('--cls-epochs', type=int, default=FULL['cls_epochs'])
+    parser.add_argument('--seg-iters', type=int, default=FULL['seg_iters'])
+    parser.add_argument(
+        '--seg-pem-iters', type=int, default=FULL['seg_pem_iters'])
+    parser.add_argument(
+        '--seg-num-train', type=int, default=FULL['seg_num_train'])
+    parser.add_argument('--seg-num-val', type=int, default=FULL['seg_num_val'])
+    parser.add_argument(
+        '--md',
+        default=osp.join(REPO, 'benchmarks', 'accuracy_study.md'),
+        help='markdown table to write')
+    parser.add_argument(
+        '--json',
+        default=osp.join(REPO, 'benchmarks', 'accuracy_study.json'),
+        help='every run, as JSON')
+    parser.add_argument(
+        '--readme', help='also copy the table into this README')
+    args = parser.parse_args(argv)
+    for m in args.cls_methods:
+        if m not in CLS_METHODS:
+            parser.error(f'--cls-methods must be among {list(CLS_METHODS)}, '
+                         f'got {m!r}')
+    for m in args.seg_methods:
+        if m not in SEG_METHODS:
+            parser.error(f'--seg-methods must be among {list(SEG_METHODS)},'
+                         f' got {m!r}')
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    settings = dict(
+        FULL,
+        seeds=args.seeds,
+        rhos=args.rhos,
+        cls_methods=args.cls_methods,
+        seg_methods=args.seg_methods,
+        cls_epochs=args.cls_epochs,
+        seg_iters=args.seg_iters,
+        seg_pem_iters=args.seg_pem_iters,
+        seg_num_train=args.seg_num_train,
+        seg_num_val=args.seg_num_val)
+    result = run_study(settings, osp.abspath(args.out_dir), args.workers)
+    table = markdown(result)
+    with open(args.json, 'w') as f:
+        json.dump(_portable(result), f, indent=1)
+        f.write('\n')
+    with open(args.md, 'w') as f:
+        f.write(table)
+    if args.readme:
+        update_readme(args.readme, table)
+    print(table)
+    print(f'wrote {args.md} and {args.json}', file=sys.stderr)
+    return result
+
+
+if __name__ == '__main__':
+    main()

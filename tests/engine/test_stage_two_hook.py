@@ -2,6 +2,7 @@
 re-initialised after the stage-1 checkpoint is loaded (not on resume), the
 frozen backbone and its BN buffers stay bit-identical, and a run without a
 stage-1 checkpoint stops with an error naming ``load_from``."""
+import itertools
 import os.path as osp
 
 import pytest
@@ -35,6 +36,9 @@ class Probe(Hook):
         self.start_epoch = runner.epoch
 
 
+_RUN_IDS = itertools.count()
+
+
 def _cfg(config, work_dir, **overrides):
     cfg = Config.fromfile(osp.join(DEMO, config))
     cfg.work_dir = str(work_dir)
@@ -44,6 +48,10 @@ def _cfg(config, work_dir, **overrides):
     cfg.default_hooks.checkpoint.interval = 1
     cfg.default_hooks.logger.interval = 1
     cfg.log_level = 'WARNING'
+    # A name of its own: mmengine keys the Runner's default scope by
+    # experiment name (to the second), and a reused name would keep the
+    # mmseg scope tests/engine/conftest.py sets instead of mmpretrain's.
+    cfg.experiment_name = f'stage_two_{next(_RUN_IDS)}'
     cfg.merge_from_dict(overrides)
     return cfg
 

@@ -4,13 +4,22 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmnpe-deps-installed
 
-.PHONY: setup test demo benchmark study cuda-smoke clean
+.PHONY: setup lint test demo benchmark study cuda-smoke clean
 
 setup: $(STAMP)
 
 $(STAMP): tools/misc/install_deps.sh setup.py
 	bash tools/misc/install_deps.sh $(VENV)
 	touch $@
+
+# flake8, isort and yapf as setup.cfg configures them (the versions pinned in
+# tools/misc/install_deps.sh: formatters change their output between releases).
+LINT_PATHS := mmnpe tools tests benchmarks configs setup.py
+
+lint: $(STAMP)
+	$(VENV)/bin/flake8 $(LINT_PATHS)
+	$(VENV)/bin/isort --check-only --diff $(LINT_PATHS)
+	$(VENV)/bin/yapf --recursive --diff $(LINT_PATHS)
 
 test: $(STAMP)
 	$(PY) -m pytest tests

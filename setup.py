@@ -11,7 +11,9 @@ def get_version() -> str:
 
 
 def readme() -> str:
-    with open(osp.join(osp.dirname(__file__), 'README.md'), encoding='utf-8') as f:
+    with open(
+            osp.join(osp.dirname(__file__), 'README.md'),
+            encoding='utf-8') as f:
         return f.read()
 
 

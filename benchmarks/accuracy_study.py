@@ -1,4 +1,4 @@
-"""Accuracy study on the data that ships with the repo (issue 8).
+"""Accuracy study on the data that ships with the repo.
 
 Every long-tail method mmnpe has, over several training seeds, on
 

@@ -506,13 +506,11 @@ CASES = [
     Case('frozen_hook_modules', 'FrozenBackboneHook modules argument',
          lambda c: HOOKS.build(dict(type='FrozenBackboneHook', modules=[])),
          ValueError, r'modules must be None or a non-empty list.*\[\]'),
+    Case('frozen_hook_unknown_module', 'freezing a module the model lacks',
+         lambda c: _train(c, custom_hooks=[_frozen('backbone', 'nek')]),
+         ValueError, r"modules names 'nek'.*its modules are"),
     Case(
-        'frozen_hook_unknown_module', 'freezing a module the model lacks',
-        lambda c: _train(c, custom_hooks=[_frozen('backbone', 'nek')]),
-        ValueError, r"modules names 'nek'.*its modules are"),
-    Case(
-        'frozen_hook_nothing_left', 'freezing everything',
-        lambda c: _train(
+        'frozen_hook_nothing_left', 'freezing everything', lambda c: _train(
             c,
             custom_hooks=[
                 _frozen('backbone', 'decode_head', 'auxiliary_head',

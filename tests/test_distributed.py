@@ -118,8 +118,8 @@ def make_cls_crt(tmp: str, root: str) -> Tuple[str, str]:
         find_unused_parameters=False,
         train_cfg=dict(max_epochs=1, val_interval=1),
         default_hooks=dict(checkpoint=dict(interval=1)),
-        custom_hooks=[h.to_dict() for h in hooks] +
-        [dict(type='DistProbeHook')],
+        custom_hooks=[h.to_dict()
+                      for h in hooks] + [dict(type='DistProbeHook')],
         test_evaluator=[
             dict(type='LongTailAccuracy'),
             dict(type='DumpResults', out_file_path='unset.pkl')

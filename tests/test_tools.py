@@ -6,26 +6,27 @@ import sys
 
 import mmcv
 import numpy as np
-
 from helpers import tiny_runner_cfg
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def _run(script, *args):
-    out = subprocess.run([sys.executable, osp.join(REPO, 'tools', script),
-                          *map(str, args)],
-                         capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable,
+         osp.join(REPO, 'tools', script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout + out.stderr
 
 
 def test_train_then_test_with_scale_override_and_show_dir(
         tmp_path, synthetic_root):
-    cfg = tiny_runner_cfg(str(tmp_path / 'unused'), synthetic_root,
-                          max_iters=2)
-    cfg['custom_imports'] = dict(imports=['mmnpe'],
-                                 allow_failed_imports=False)
+    cfg = tiny_runner_cfg(
+        str(tmp_path / 'unused'), synthetic_root, max_iters=2)
+    cfg['custom_imports'] = dict(imports=['mmnpe'], allow_failed_imports=False)
     cfg['log_level'] = 'INFO'
     config = tmp_path / 'cfg.py'
     config.write_text(''.join(f'{k} = {v!r}\n' for k, v in cfg.items()))
@@ -74,13 +75,15 @@ def test_cls_test_dumps_predictions_metrics_and_paints_like_mmpretrain(
     model = MODELS.build(Config.fromfile(config).model)
     ckpt = tmp_path / 'epoch_1.pth'
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
-    small = ['test_dataloader.dataset.num_test_per_class=3',
-             'default_hooks.visualization.resize=64']
+    small = [
+        'test_dataloader.dataset.num_test_per_class=3',
+        'default_hooks.visualization.resize=64'
+    ]
 
     show = tmp_path / 'show'
-    log = _run('test.py', config, ckpt, '--work-dir', tmp_path / 'w1',
-               '--out', tmp_path / 'pred.pkl', '--show-dir', show,
-               '--interval', 10, '--cfg-options', *small)
+    log = _run('test.py', config, ckpt, '--work-dir', tmp_path / 'w1', '--out',
+               tmp_path / 'pred.pkl', '--show-dir', show, '--interval', 10,
+               '--cfg-options', *small)
     assert 'lt/top1' in log
     with open(tmp_path / 'pred.pkl', 'rb') as f:
         preds = pickle.load(f)

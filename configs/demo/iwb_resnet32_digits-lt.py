@@ -1,5 +1,5 @@
 # IWB stage 2 on the demo's CE model: encoder frozen, the classifier
-# re-initialised after the CE checkpoint is loaded (issue 7; the IWB paper
+# re-initialised after the CE checkpoint is loaded (as for cRT; the IWB paper
 # fine-tunes the loaded one instead: reinit_modules=[] in StageTwoHook below)
 # and trained for 10 epochs with class-balanced CE (beta 0.9999) plus the KL
 # term pulling softmax(|W|) towards softmax(lambda * NC * HC), lambda 0.15;

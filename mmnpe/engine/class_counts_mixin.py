@@ -3,7 +3,8 @@
 Every count-using component (logit-adjusted and balanced losses, the post-hoc
 LA head and segmentor, IWB) mixes in :class:`ClassCountsMixin`, so that counts
 are given, validated, stored, checkpointed and filled from the training data
-in one way (STYLE.md rule 3: class statistics are buffers).
+in one way: class statistics are buffers, as in MMPretrain's
+``SeesawLoss``, so they follow the device and land in checkpoints.
 """
 import logging
 from typing import Optional, Sequence, Union

@@ -2,7 +2,7 @@
 
 Logit adjustment, Balanced Softmax / Sigmoid and IWB all start from how often
 each class occurs in the training data: images per class for classification,
-pixels per class for segmentation (DESIGN.md, section 2). This module
+pixels per class for segmentation (docs/method.md, "Class counts"). This module
 validates such counts and turns them into a log-prior; it is pure torch.
 """
 import json
@@ -45,8 +45,9 @@ def check_class_counts(counts: Union[Sequence[float], Tensor],
         Tensor: The counts, float64, shape (C, ).
     """
     if isinstance(counts, (str, bytes)):
-        raise TypeError(f'{name} must be a sequence of numbers here, got the '
-                        f'string {counts!r} (use load_class_counts for a path)')
+        raise TypeError(
+            f'{name} must be a sequence of numbers here, got the '
+            f'string {counts!r} (use load_class_counts for a path)')
     try:
         t = torch.as_tensor(counts, dtype=torch.float64).detach().cpu()
     except (TypeError, ValueError, RuntimeError) as e:
@@ -115,8 +116,9 @@ def load_class_counts(counts: CountsLike,
                          '"counts" list (and "classes", "kind")')
     if classes is not None and data.get('classes') is not None:
         if list(data['classes']) != list(classes):
-            diff = [(i, a, b) for i, (a, b) in enumerate(
-                zip(data['classes'], classes)) if a != b]
+            diff = [(i, a, b)
+                    for i, (a, b) in enumerate(zip(data['classes'], classes))
+                    if a != b]
             where = (f'first difference at index {diff[0][0]}: '
                      f'{diff[0][1]!r} in the file, {diff[0][2]!r} in the '
                      'data set' if diff else
@@ -132,8 +134,8 @@ def log_prior(counts: Tensor, eps: Optional[float] = None) -> Tensor:
 
     Args:
         counts (Tensor): Validated counts (see :func:`check_class_counts`).
-        eps (float, optional): Added inside the log (DESIGN.md: a tiny
-            epsilon keeps unseen classes finite). Defaults to None.
+        eps (float, optional): Added inside the log (a tiny epsilon
+            keeps unseen classes finite). Defaults to None.
     """
     prior = counts.double() / counts.double().sum()
     if eps is not None:

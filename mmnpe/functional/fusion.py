@@ -18,7 +18,7 @@ def fuse_npe_linear(weight: Tensor,
     """One linear layer computing NPE-LA logits of a linear classifier.
 
     With linear PEMs ``g_k(h) = W_k h + b_k`` on the classifier's features,
-    ``z - alpha * eta`` is linear in ``h`` (DESIGN "Fusion"):
+    ``z - alpha * eta`` is linear in ``h`` (docs/method.md, "Fusion"):
     ``W' = W - alpha * (s / K) * sum_k W_k`` (minus its class-mean row when
     centred), likewise ``b'``.
 

@@ -22,7 +22,7 @@ Design decisions (the paper leaves them open):
   paper's Eq. 10 adds it to each sample's loss).
 - ``direction='forward'`` is Eq. 8, KL(softmax|W| || softmax P);
   ``'reverse'`` is KL(softmax P || softmax|W|), the direction the authors'
-  code computes (DESIGN.md, section 2).
+  code computes (docs/method.md, "Inverse Weight-Balancing").
 """
 import math
 from numbers import Real

@@ -1,5 +1,5 @@
 """Logit adjustment with a fixed class prior: the LA loss, Balanced Softmax
-and post-hoc LA (DESIGN.md, section 2).
+and post-hoc LA (docs/method.md, "Baselines").
 
 ``log_prior`` everywhere is a (C, ) tensor (:func:`mmnpe.functional.log_prior`
 of validated counts); it is added along the class axis (dim 1) of logits of

@@ -20,7 +20,7 @@ def one_way_logistic_loss(pred: Tensor,
     """Unreduced one-way logistic loss ``softplus(-sign * pred[y])``.
 
     Only the true-class coordinate of each prediction is touched (NPE paper,
-    Eq. 5): with ``sign=-1`` it is pushed down, with ``sign=+1`` up. The push
+    Eq. 6): with ``sign=-1`` it is pushed down, with ``sign=+1`` up. The push
     never stops, so under weight decay each class settles at a value that
     grows with the log of how often it was seen; that value is the prior
     estimate.

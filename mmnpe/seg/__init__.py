@@ -9,9 +9,9 @@ from .segmentors import (LogitAdjustEncoderDecoder, NPECascadeEncoderDecoder,
 
 __all__ = [
     'BalancedSigmoidLoss', 'BalancedSoftmaxLoss', 'ClassBalancedLoss',
-    'LogitAdjustLoss',
-    'LogitAdjustEncoderDecoder', 'PriorAdjustedEncoderDecoder',
-    'OneWayLogisticLoss', 'PEMDecodeHead', 'PEMFCNHead', 'PEMASPPHead',
-    'PEMUPerHead', 'NPEEncoderDecoder', 'NPECascadeEncoderDecoder',
-    'SyntheticLTDataset', 'generate_synthetic_lt', 'ClassWiseIoUMetric'
+    'LogitAdjustLoss', 'LogitAdjustEncoderDecoder',
+    'PriorAdjustedEncoderDecoder', 'OneWayLogisticLoss', 'PEMDecodeHead',
+    'PEMFCNHead', 'PEMASPPHead', 'PEMUPerHead', 'NPEEncoderDecoder',
+    'NPECascadeEncoderDecoder', 'SyntheticLTDataset', 'generate_synthetic_lt',
+    'ClassWiseIoUMetric'
 ]

@@ -28,7 +28,8 @@ def test_checkpoint_of_another_shape_is_refused(seg_npe, tmp_path):
     state['pem_heads.0.conv_seg.weight'] = torch.zeros(3, 8, 1, 1)
     path = tmp_path / 'other.pth'
     torch.save(dict(meta={}, state_dict=state), str(path))
-    with pytest.raises(ValueError,
-                       match=r'pem_heads\.0\.conv_seg\.weight has shape '
-                       r'\(3, 8, 1, 1\) in the checkpoint and \(6, 8, 1, 1\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'pem_heads\.0\.conv_seg\.weight has shape '
+            r'\(3, 8, 1, 1\) in the checkpoint and \(6, 8, 1, 1\)'):
         build_model(load_config(config), str(path))

@@ -122,8 +122,11 @@ def test_download_true_fetches_when_missing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cifar_lt, 'download_and_extract_archive',
                         fake_download)
-    ds = CIFAR10LT(data_root=str(tmp_path / 'd'), download=True,
-                   verify_md5=False, imbalance_ratio=1)
+    ds = CIFAR10LT(
+        data_root=str(tmp_path / 'd'),
+        download=True,
+        verify_md5=False,
+        imbalance_ratio=1)
     assert calls == [(CIFAR10LT.url, 'cifar-10-python.tar.gz')]
     assert len(ds) == 300
     with pytest.raises(RuntimeError, match='no data at'):

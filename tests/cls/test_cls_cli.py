@@ -38,20 +38,19 @@ def cfg():
                 batch_size=2, dataset=dict(type='X', pipeline=pipeline)),
             test_cfg=dict(),
             default_hooks=dict(
-                visualization=dict(type='VisualizationHook',
-                                   enable=False))))
+                visualization=dict(type='VisualizationHook', enable=False))))
 
 
 def test_show_dir_enables_mmpretrains_visualization_hook():
     out = merge_test_args(cfg(), args(show_dir='paint', interval=5))
     vis = out.default_hooks.visualization
-    assert (vis.enable, vis.out_dir, vis.interval,
-            vis.show) == (True, 'paint', 5, False)
+    assert (vis.enable, vis.out_dir, vis.interval, vis.show) == (True, 'paint',
+                                                                 5, False)
     assert 'draw' not in vis  # mmseg's key, unknown to mmpretrain's hook
     out = merge_test_args(cfg(), args(show=True, wait_time=0.5))
     vis = out.default_hooks.visualization
-    assert (vis.enable, vis.show, vis.wait_time,
-            vis.interval) == (True, True, 0.5, 1)
+    assert (vis.enable, vis.show, vis.wait_time, vis.interval) == (True, True,
+                                                                   0.5, 1)
 
 
 def test_work_dir_checkpoint_amp_and_dataloader_defaults():
@@ -70,9 +69,9 @@ def test_work_dir_checkpoint_amp_and_dataloader_defaults():
 def test_cfg_options_come_last_and_override():
     out = merge_test_args(
         cfg(),
-        args(show_dir='paint', cfg_options={
-            'default_hooks.visualization.interval': 7
-        }))
+        args(
+            show_dir='paint',
+            cfg_options={'default_hooks.visualization.interval': 7}))
     assert out.default_hooks.visualization.interval == 7
 
 

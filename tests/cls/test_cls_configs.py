@@ -21,10 +21,9 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'cifar_lt', '*', '*.py')))
 # The two-stage methods (cRT, IWB) have tests/cls/test_two_stage_configs.py.
 CONFIGS = [
-    c for c in CONFIGS if '_base_' not in c
-    and not osp.basename(c).startswith(('crt_', 'iwb_'))
+    c for c in CONFIGS
+    if '_base_' not in c and not osp.basename(c).startswith(('crt_', 'iwb_'))
 ]
-
 
 FAKE_PER_CLASS = {10: 20, 100: 4}
 
@@ -52,8 +51,10 @@ GRID = {
     'ce': ('hp1', 'hp2'),
     'npe-la-k1': ('hp1', 'hp2'),
     'npe-la-k16': ('hp1', 'hp2'),
-    **{f'pem-k{k}-train-only': ('hp1', 'hp2')
-       for k in (0, 1, 4, 8, 16)},
+    **{
+        f'pem-k{k}-train-only': ('hp1', 'hp2')
+        for k in (0, 1, 4, 8, 16)
+    },
     'la-loss': ('hp1', 'hp2'),
     'la-posthoc': ('hp2', ),
     'balanced-softmax': ('hp2', ),
@@ -76,19 +77,26 @@ def test_the_full_grid_exists(method):
 
 def test_no_config_outside_the_grid():
     names = sorted(osp.basename(c) for c in CONFIGS)
-    assert all(_method(n) in GRID for n in names), [
-        n for n in names if _method(n) not in GRID
-    ]
+    assert all(_method(n) in GRID
+               for n in names), [n for n in names if _method(n) not in GRID]
     assert len(names) == sum(2 * 3 * len(s) for s in GRID.values())
 
 
 # The NPE paper's Table 1, each schedule for both data sets (the weight
 # decays from the authors' public configs; no warm-up, as their code).
 PAPER_SCHEDULES = dict(
-    hp1=dict(lr=0.1, batch_size=128, weight_decay=2e-4, max_epochs=200,
-             milestones=[160, 180]),
-    hp2=dict(lr=0.05, batch_size=64, weight_decay=1e-3, max_epochs=120,
-             milestones=[100, 110]))
+    hp1=dict(
+        lr=0.1,
+        batch_size=128,
+        weight_decay=2e-4,
+        max_epochs=200,
+        milestones=[160, 180]),
+    hp2=dict(
+        lr=0.05,
+        batch_size=64,
+        weight_decay=1e-3,
+        max_epochs=120,
+        milestones=[100, 110]))
 
 
 def check_paper_schedule(cfg, schedule):
@@ -216,8 +224,8 @@ def test_cls_method_trains_one_iteration_and_predicts(path, fake_roots):
     assert bool(counted) == any(
         type(h).__name__ == 'ClassCountsHook' for h in hooks)
     for m in counted:  # images per class of the training set
-        assert m.class_counts.tolist() == dataset.metainfo[
-            'train_class_counts']
+        assert m.class_counts.tolist(
+        ) == dataset.metainfo['train_class_counts']
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
     log = model.train_step(batch, optim)
     assert torch.isfinite(log['loss'])

@@ -29,8 +29,10 @@ MIM = osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'configs')
 SMALL_VIT = {
     'model.backbone.arch':
     dict(embed_dims=64, num_layers=2, num_heads=2, feedforward_channels=128),
-    'model.backbone.img_size': 32,
-    'model.head.in_channels': 64,
+    'model.backbone.img_size':
+    32,
+    'model.head.in_channels':
+    64,
 }
 
 # id: (stock config, NPE head, extra model keys of the README lines,
@@ -44,9 +46,9 @@ SUPPORTED = {
     ('vision_transformer/vit-base-p16_64xb64_in1k.py',
      'NPEVisionTransformerClsHead', dict(train_cfg=None),
      dict(SMALL_VIT, **{'model.head.hidden_dim': 128})),
-    'VisionTransformerClsHead, DeiT-tiny':
-    ('deit/deit-tiny_4xb256_in1k.py', 'NPEVisionTransformerClsHead',
-     dict(train_cfg=None), SMALL_VIT),
+    'VisionTransformerClsHead, DeiT-tiny': ('deit/deit-tiny_4xb256_in1k.py',
+                                            'NPEVisionTransformerClsHead',
+                                            dict(train_cfg=None), SMALL_VIT),
     'StackedLinearClsHead, MobileNetV3-S CIFAR-10':
     ('mobilenet_v3/mobilenet-v3-small_8xb16_cifar10.py',
      'NPEStackedLinearClsHead', {}, {}),
@@ -64,8 +66,7 @@ def _one_thread():
 
 def npe_config(tmp_path, stock, head_type, model_keys, num_pems=2):
     """The README's lines on top of a stock config."""
-    model = dict(
-        model_keys, head=dict(type=head_type, num_pems=num_pems))
+    model = dict(model_keys, head=dict(type=head_type, num_pems=num_pems))
     path = tmp_path / 'npe_config.py'
     path.write_text(f"_base_ = 'mmpretrain::{stock}'\n"
                     'custom_imports = dict(imports=[\'mmnpe\'], '
@@ -110,8 +111,8 @@ def test_npe_head_in_a_stock_config(case, tmp_path):
     # Only the README's keys differ.
     skip = ('_scope_', 'head') + tuple(model_keys)
     assert without(cfg.model, *skip) == without(stock_cfg.model, *skip)
-    assert without(cfg.model.head, 'type', 'num_pems') == without(
-        stock_cfg.model.head, 'type')
+    assert without(cfg.model.head, 'type',
+                   'num_pems') == without(stock_cfg.model.head, 'type')
     for key, value in model_keys.items():
         assert cfg.model[key] == value
 
@@ -150,8 +151,7 @@ def test_npe_head_in_a_stock_config(case, tmp_path):
     # Training: CE + OWL; the PEM gradient reaches the backbone.
     model.train()
     labels = torch.arange(4) % model.head.num_classes
-    losses = model.loss(x, [DataSample().set_gt_label(int(y))
-                            for y in labels])
+    losses = model.loss(x, [DataSample().set_gt_label(int(y)) for y in labels])
     assert set(losses) == {'loss', 'loss_npe'}
     losses['loss_npe'].backward()
     assert model.head.pems.weight.grad.abs().sum() > 0

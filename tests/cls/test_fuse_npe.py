@@ -131,9 +131,10 @@ def test_fused_config_keeps_mmnpe_for_an_mmnpe_backbone():
 
 def test_fuse_refuses_a_non_npe_head():
     cfg = Config(dict(model=dict(head=dict(type='LinearClsHead'))))
-    with pytest.raises(ValueError,
-                       match="model.head.type to be an NPE head.*NPEClsHead"
-                       ".*got 'LinearClsHead'"):
+    with pytest.raises(
+            ValueError,
+            match="model.head.type to be an NPE head.*NPEClsHead"
+            ".*got 'LinearClsHead'"):
         fuse_npe_classifier(cfg, {})
 
 
@@ -144,13 +145,14 @@ STOCK_CIFAR = 'mmpretrain::resnet/resnet18_8xb16_cifar10.py'
     ('dataset', dict(train_dataloader=dict(dataset=dict(type='CIFAR10LT')))),
     ('scoped dataset',
      dict(test_dataloader=dict(dataset=dict(type='mmpretrain.DigitsLT')))),
-    ('metric', dict(test_evaluator=[
-        dict(type='Accuracy'), dict(type='LongTailAccuracy')
-    ])),
+    ('metric',
+     dict(
+         test_evaluator=[dict(type='Accuracy'),
+                         dict(type='LongTailAccuracy')])),
     ('hook', dict(custom_hooks=[dict(type='FrozenBackboneHook')])),
     ('backbone', dict(model=dict(backbone=dict(type='CifarResNet')))),
-    ('loss', dict(model=dict(head=dict(loss=dict(
-        type='OneWayLogisticLoss'))))),
+    ('loss',
+     dict(model=dict(head=dict(loss=dict(type='OneWayLogisticLoss'))))),
     ('a class, not a name', dict(model=dict(head=dict(type=NPEClsHead)))),
 ])
 def test_config_needs_mmnpe_wherever_a_type_is_mmnpes(where, part):
@@ -215,8 +217,15 @@ def test_fused_config_keeps_mmnpe_for_its_data_and_metric_and_runs_test(
     ckpt = tmp_path / 'epoch_1.pth'
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
 
-    _python(osp.join(REPO, 'tools', 'test.py'), cfg_path, ckpt, '--work-dir',
-            tmp_path / 'w_npe', '--out', tmp_path / 'npe.pkl', cwd=REPO)
+    _python(
+        osp.join(REPO, 'tools', 'test.py'),
+        cfg_path,
+        ckpt,
+        '--work-dir',
+        tmp_path / 'w_npe',
+        '--out',
+        tmp_path / 'npe.pkl',
+        cwd=REPO)
     out_dir = tmp_path / 'fused'
     _python(FUSE, cfg_path, ckpt, out_dir, cwd=REPO)
     fused_cfg = out_dir / 'npe_resnet18_cifar10-lt_fused.py'
@@ -224,9 +233,15 @@ def test_fused_config_keeps_mmnpe_for_its_data_and_metric_and_runs_test(
     assert fused.custom_imports.imports == ['mmnpe']
     assert fused.model.head.type == 'LinearClsHead'
 
-    log = _python(MMPRETRAIN_TEST, fused_cfg, out_dir / 'epoch_1_fused.pth',
-                  '--work-dir', tmp_path / 'w_fused', '--out',
-                  tmp_path / 'fused.pkl', cwd=tmp_path)
+    log = _python(
+        MMPRETRAIN_TEST,
+        fused_cfg,
+        out_dir / 'epoch_1_fused.pth',
+        '--work-dir',
+        tmp_path / 'w_fused',
+        '--out',
+        tmp_path / 'fused.pkl',
+        cwd=tmp_path)
     assert 'lt/top1' in log
     labels = _labels(tmp_path / 'npe.pkl')
     assert len(labels) == 30

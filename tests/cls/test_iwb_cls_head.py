@@ -50,14 +50,16 @@ def _numpy_kl(weight, feats, counts, lam, direction):
 @pytest.mark.parametrize('direction', ['forward', 'reverse'])
 def test_loss_is_cb_loss_plus_mean_kl(direction):
     head = _head(
-        class_counts=COUNTS, iwb_lambda=0.3, kl_direction=direction,
+        class_counts=COUNTS,
+        iwb_lambda=0.3,
+        kl_direction=direction,
         kl_weight=2.0)
     feats, samples = _batch()
     losses = head.loss((feats, ), samples)
     assert set(losses) == {'loss', 'loss_kl'}
     w = head.fc.weight.detach().double()
-    want_kl = 2.0 * _numpy_kl(w.numpy(), feats.double().numpy(), COUNTS, 0.3,
-                              direction)
+    want_kl = 2.0 * _numpy_kl(w.numpy(),
+                              feats.double().numpy(), COUNTS, 0.3, direction)
     assert losses['loss_kl'].item() == pytest.approx(want_kl, rel=1e-5)
     # The classification loss is the class-balanced CE of the logits.
     labels = torch.tensor([s.gt_label.item() for s in samples])
@@ -135,8 +137,10 @@ def test_explicit_head_counts_are_the_loss_counts_after_the_hook():
 
 
 def test_counts_of_the_wrong_length_refused():
-    with pytest.raises(ValueError, match='class_counts must have '
-                       'num_classes=3 entries, got 2'):
+    with pytest.raises(
+            ValueError,
+            match='class_counts must have '
+            'num_classes=3 entries, got 2'):
         _head(class_counts=[3, 1])
 
 

@@ -23,8 +23,8 @@ FINAL = {
 
 def build(name, **kwargs):
     torch.manual_seed(0)
-    head = MODELS.build(dict(type=name, num_classes=5, **HEADS[name],
-                             **kwargs))
+    head = MODELS.build(
+        dict(type=name, num_classes=5, **HEADS[name], **kwargs))
     head.init_weights()
     return head
 
@@ -87,8 +87,9 @@ def test_zero_pems_is_the_stock_head_and_pems_correct_its_logits(name):
         g = head.pems(h).view(6, 4, 5)
         eta = -g.mean(1)
         eta = eta - eta.mean(1, keepdim=True)
-        torch.testing.assert_close(head(feats),
-                                   stock_of(head)(feats) - 0.5 * eta)
+        torch.testing.assert_close(
+            head(feats),
+            stock_of(head)(feats) - 0.5 * eta)
         torch.testing.assert_close(head.estimate_prior(h), eta)
 
 
@@ -105,7 +106,8 @@ def test_loss_is_the_stock_loss_plus_summed_owl(name):
     ce = nn.functional.cross_entropy(head.final_linear(h), labels)
     g = head.pems(h).view(4, 2, 5)
     owl = nn.functional.softplus(
-        g.gather(2, labels.view(4, 1, 1).expand(4, 2, 1))).sum(1).mean()
+        g.gather(2,
+                 labels.view(4, 1, 1).expand(4, 2, 1))).sum(1).mean()
     torch.testing.assert_close(losses['loss'], ce)
     torch.testing.assert_close(losses['loss_npe'], 0.5 * owl)
 
@@ -132,11 +134,11 @@ def test_fuse_is_one_linear_with_the_same_predictions(name):
     (dict(pem_init_std=0), 'pem_init_std must be a number > 0, got 0'),
 ])
 def test_bad_arguments_name_the_head_and_the_value(kwargs, message):
-    cfg = dict(type='NPEVisionTransformerClsHead', num_classes=5,
-               in_channels=8)
+    cfg = dict(
+        type='NPEVisionTransformerClsHead', num_classes=5, in_channels=8)
     cfg.update(kwargs)
-    with pytest.raises(ValueError,
-                       match=f'NPEVisionTransformerClsHead: {message}'):
+    with pytest.raises(
+            ValueError, match=f'NPEVisionTransformerClsHead: {message}'):
         MODELS.build(cfg)
 
 
@@ -148,8 +150,11 @@ def test_unknown_arguments_point_to_no_head_when_none_takes_them():
             r'NPEStackedLinearClsHead, VisionTransformerClsHead -> '
             r'NPEVisionTransformerClsHead only'):
         MODELS.build(
-            dict(type='NPEClsHead', num_classes=5, in_channels=8,
-                 distillation=True))
+            dict(
+                type='NPEClsHead',
+                num_classes=5,
+                in_channels=8,
+                distillation=True))
 
 
 def test_soft_labels_are_refused():

@@ -2,7 +2,7 @@
 CE run of its schedule and rho, has the documented stage-2 schedule, and
 runs one iteration through a real Runner on fake CIFAR pickles from a CE
 checkpoint -- backbone and BN buffers bit-identical, head re-initialised
-(cRT and IWB, as issue 7 asks); IWB's fine-tuning variant (the IWB paper's,
+(cRT and IWB alike); IWB's fine-tuning variant (the IWB paper's,
 ``reinit_modules=[]``) keeps the loaded head."""
 import argparse
 import glob
@@ -40,8 +40,10 @@ def test_the_two_stage_grid_exists():
     names = {osp.basename(c) for c in CONFIGS}
     want = {
         f'{m}_resnet32_{s}_{ds}-lt-r{rho}.py'
-        for m, scheds in GRID.items() for s in scheds
-        for ds in ('cifar10', 'cifar100') for rho in (200, 100, 50)
+        for m, scheds in GRID.items()
+        for s in scheds
+        for ds in ('cifar10', 'cifar100')
+        for rho in (200, 100, 50)
     }
     assert names == want and len(want) == 18
 
@@ -71,8 +73,7 @@ def check_stage_two_config(path, cfg):
     want = STAGE2[f'{method}_{sched}']
     opt = cfg.optim_wrapper.optimizer
     assert (opt.type, opt.momentum, opt.lr,
-            opt.weight_decay) == ('SGD', 0.9, want['lr'],
-                                  want['weight_decay'])
+            opt.weight_decay) == ('SGD', 0.9, want['lr'], want['weight_decay'])
     assert cfg.train_dataloader.batch_size == want['batch_size']
     sched_cfg = cfg.param_scheduler
     assert (sched_cfg.type, sched_cfg.by_epoch, sched_cfg.T_max,
@@ -85,7 +86,7 @@ def check_stage_two_config(path, cfg):
     hooks = {h.type: h for h in cfg.custom_hooks}
     assert hooks['FrozenBackboneHook'].modules == ['backbone', 'neck']
     sampler = cfg.train_dataloader.sampler
-    # Both re-initialise the classifier (issue 7; the IWB paper fine-tunes).
+    # Both re-initialise the classifier (the IWB paper fine-tunes).
     assert hooks['StageTwoHook'].reinit_modules == ['head']
     if method == 'crt':
         assert set(hooks) == {'FrozenBackboneHook', 'StageTwoHook'}
@@ -203,7 +204,9 @@ def test_iwb_fine_tuning_variant_keeps_the_loaded_head(fake_data, tmp_path):
     the CE head."""
     path = osp.join(CIFAR, 'cifar10_lt', 'iwb_resnet32_hp2_cifar10-lt-r100.py')
     w, w_ce = _train_one_iteration(
-        path, fake_data, tmp_path,
+        path,
+        fake_data,
+        tmp_path,
         cfg_options=['custom_hooks.1.reinit_modules=[]'])
     # Fine-tuned from the CE head: one small step away from it.
     assert not torch.equal(w, w_ce)

@@ -125,8 +125,8 @@ def test_multi_label_images_join_every_class_pool():
     # Class 1 has only image 0; classes 0 and 2 have 4 and 2 images.
     # P(image 0) = 1/3 (class 1) + 1/3 * 1/4 (class 0) = 5/12.
     np.testing.assert_allclose((indices == 0).mean(), 5 / 12, atol=0.02)
-    np.testing.assert_allclose(np.isin(indices, [4, 5]).mean(), 1 / 3,
-                               atol=0.02)
+    np.testing.assert_allclose(
+        np.isin(indices, [4, 5]).mean(), 1 / 3, atol=0.02)
 
 
 def test_class_without_images_is_left_out_with_a_warning():
@@ -143,16 +143,15 @@ def test_class_without_images_is_left_out_with_a_warning():
         sampler = ClassBalancedSampler(dataset, num_samples=1000, seed=0)
     finally:
         logger.removeHandler(handler)
-    assert any('classes [1] have no image' in r.getMessage()
-               for r in records)
+    assert any('classes [1] have no image' in r.getMessage() for r in records)
     assert sampler.classes.tolist() == [0, 2]
     freq = np.bincount(dataset.labels[_draw(sampler)], minlength=3) / 1000
     assert freq[1] == 0
     np.testing.assert_allclose(freq[[0, 2]], 0.5, atol=0.05)
 
 
-@pytest.mark.parametrize('registry', [DATA_SAMPLERS, CLS_SAMPLERS,
-                                      SEG_SAMPLERS])
+@pytest.mark.parametrize('registry',
+                         [DATA_SAMPLERS, CLS_SAMPLERS, SEG_SAMPLERS])
 def test_found_from_both_scopes(registry):
     sampler = registry.build(
         dict(type='ClassBalancedSampler', num_samples=10),
@@ -249,7 +248,8 @@ def test_real_gloo_group_shares_the_seed_and_splits_the_draw(
     assert out[0]['seed'] == out[1]['seed']
     _with_dist(monkeypatch, 0, 1)
     single = ClassBalancedSampler(
-        LabelledSet(counts=COUNTS, seed=None), num_samples=102,
+        LabelledSet(counts=COUNTS, seed=None),
+        num_samples=102,
         seed=out[0]['seed'])
     whole = _draw(single, epoch=3)
     assert len(out[0]['indices']) == len(out[1]['indices']) == 51

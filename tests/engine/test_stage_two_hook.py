@@ -68,10 +68,8 @@ def stage_one(tmp_path_factory):
     """A real stage-1 (CE) checkpoint: one epoch of the demo's CE config
     on 64 of its images."""
     work_dir = tmp_path_factory.mktemp('ce')
-    cfg = _cfg(
-        'ce_resnet32_digits-lt.py',
-        work_dir,
-        **{'train_dataloader.dataset.indices': 64})
+    cfg = _cfg('ce_resnet32_digits-lt.py', work_dir,
+               **{'train_dataloader.dataset.indices': 64})
     Runner.from_cfg(cfg).train()
     path = osp.join(work_dir, 'epoch_1.pth')
     return path, torch.load(path, map_location='cpu')['state_dict']
@@ -105,8 +103,7 @@ def _same(a, b, prefix):
 
 @pytest.mark.parametrize('registry', [HOOKS, CLS_HOOKS, SEG_HOOKS])
 def test_found_from_both_scopes(registry):
-    assert isinstance(
-        registry.build(dict(type='StageTwoHook')), StageTwoHook)
+    assert isinstance(registry.build(dict(type='StageTwoHook')), StageTwoHook)
 
 
 def test_crt_reinitialises_the_loaded_head_and_keeps_the_backbone(
@@ -195,8 +192,8 @@ def _assert_training_set_counts(runner, end):
 
 def test_iwb_reinitialises_the_loaded_head_and_keeps_the_backbone(
         tmp_path, stage_one):
-    """The IWB config as issue 7 asks (it wins over the IWB paper, which
-    fine-tunes): encoder frozen, classifier re-initialised after the CE
+    """The IWB config as mmnpe ships it (re-initialised like cRT; the IWB
+    paper fine-tunes): encoder frozen, classifier re-initialised after the CE
     checkpoint is loaded, counts from the training set."""
     path, loaded = stage_one
     runner, start, end = _iwb(tmp_path, path)
@@ -238,8 +235,8 @@ def test_iwb_with_empty_reinit_modules_fine_tunes_the_loaded_head(
 
 
 def test_iwb_without_stage_one_checkpoint_is_a_clear_error(tmp_path):
-    runner = _runner(_cfg('iwb_resnet32_digits-lt.py', tmp_path,
-                          load_from=None))
+    runner = _runner(
+        _cfg('iwb_resnet32_digits-lt.py', tmp_path, load_from=None))
     with pytest.raises(ValueError, match='load_from is None'):
         runner.train()
 
@@ -278,8 +275,8 @@ def test_checks_load_from_of_a_runner_like_object_from_its_config():
     runner = types.SimpleNamespace(cfg=Config(dict(load_from=None)))
     with pytest.raises(ValueError, match='load_from is None'):
         hook.before_run(runner)
-    runner = types.SimpleNamespace(cfg=Config(dict(load_from=None,
-                                                   resume=True)))
+    runner = types.SimpleNamespace(
+        cfg=Config(dict(load_from=None, resume=True)))
     hook.before_run(runner)  # resume: the work dir's latest checkpoint
 
 

@@ -28,8 +28,9 @@ def test_effective_number_weights_closed_form():
 
 
 def test_beta_zero_is_plain_ce_and_beta_to_one_is_inverse_frequency():
-    assert torch.equal(effective_number_weights(COUNTS, 0.0),
-                       torch.ones(4, dtype=torch.float64))
+    assert torch.equal(
+        effective_number_weights(COUNTS, 0.0),
+        torch.ones(4, dtype=torch.float64))
     w = effective_number_weights(COUNTS, 1 - 1e-9)
     inv = 1 / np.asarray(COUNTS)
     np.testing.assert_allclose(w.numpy(), inv / inv.sum() * 4, rtol=1e-5)
@@ -60,7 +61,9 @@ def test_dense_form_agrees_with_the_vector_form_and_ignores():
     dense = class_balanced_cross_entropy(pred, target, w, ignore_index=255)
     assert dense.shape == (2, 3, 3) and dense[0, 0, 0] == 0
     flat = class_balanced_cross_entropy(
-        pred.permute(0, 2, 3, 1).reshape(-1, 4), target.reshape(-1), w,
+        pred.permute(0, 2, 3, 1).reshape(-1, 4),
+        target.reshape(-1),
+        w,
         ignore_index=255)
     assert torch.allclose(dense.reshape(-1), flat)
 
@@ -74,15 +77,16 @@ def test_bad_beta_refused(beta):
 def test_bad_counts_refused_naming_the_class():
     with pytest.raises(ValueError, match=r'class_counts\[2\] is 0'):
         effective_number_weights([3., 2., 0.])
-    with pytest.raises(ValueError,
-                       match=r'class_counts\[1\] must be a finite'):
+    with pytest.raises(
+            ValueError, match=r'class_counts\[1\] must be a finite'):
         effective_number_weights([3., math.nan])
 
 
 def test_shape_errors_are_clear():
     w = effective_number_weights(COUNTS)
     with pytest.raises(ValueError, match='class_weights must have C=3'):
-        class_balanced_cross_entropy(torch.zeros(2, 3), torch.zeros(2).long(),
-                                     w)
+        class_balanced_cross_entropy(
+            torch.zeros(2, 3),
+            torch.zeros(2).long(), w)
     with pytest.raises(TypeError, match='integer labels'):
         class_balanced_cross_entropy(torch.zeros(2, 4), torch.zeros(2), w)

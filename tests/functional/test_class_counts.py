@@ -16,8 +16,9 @@ def test_valid_counts_become_float64():
 
 def test_log_prior_closed_form():
     lp = log_prior(check_class_counts([3, 1]))
-    assert torch.allclose(lp, torch.tensor([math.log(0.75), math.log(0.25)],
-                                           dtype=torch.float64))
+    assert torch.allclose(
+        lp, torch.tensor([math.log(0.75), math.log(0.25)],
+                         dtype=torch.float64))
     lp = log_prior(check_class_counts([1, 0], eps=1e-6), eps=1e-6)
     assert lp[1].item() == pytest.approx(math.log(1e-6))
     assert torch.isfinite(lp).all()
@@ -48,8 +49,8 @@ def test_bad_eps_and_types():
 
 def test_counts_json_round_trip_and_class_names(tmp_path):
     path = tmp_path / 'counts.json'
-    path.write_text(json.dumps(dict(kind='pixels', classes=['a', 'b'],
-                                    counts=[10, 5])))
+    path.write_text(
+        json.dumps(dict(kind='pixels', classes=['a', 'b'], counts=[10, 5])))
     assert load_class_counts(str(path), classes=['a', 'b']) == [10, 5]
     assert load_class_counts(str(path)) == [10, 5]
     with pytest.raises(ValueError, match=r"index 1: 'b' in the file, 'c'"):

@@ -156,12 +156,15 @@ def test_zero_features_give_finite_loss_and_gradients():
     assert torch.isfinite(loss) and torch.isfinite(w.grad).all()
 
 
-@pytest.mark.parametrize('lam', [0, -0.1, 1.01, float('nan'), float('inf'),
-                                 True, '0.1'])
+@pytest.mark.parametrize(
+    'lam',
+    [0, -0.1, 1.01, float('nan'),
+     float('inf'), True, '0.1'])
 def test_lambda_outside_unit_interval_refused(lam):
     nc = iwb_number_coefficient(COUNTS)
-    with pytest.raises(ValueError, match=r'iwb_lambda must be a number in '
-                       r'\(0, 1\]'):
+    with pytest.raises(
+            ValueError, match=r'iwb_lambda must be a number in '
+            r'\(0, 1\]'):
         iwb_kl_loss(torch.tensor(W), torch.tensor(X), nc, lam)
 
 

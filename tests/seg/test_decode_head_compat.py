@@ -61,8 +61,7 @@ def test_heads_with_logits_from_features_pass(head):
 def test_heads_that_cannot_carry_a_pem_are_named_and_explained(head, why):
     name = head if isinstance(head, str) else head.__name__
     with pytest.raises(
-            TypeError,
-            match=f'^decode_head {name} cannot carry a PEM: {why}'):
+            TypeError, match=f'^decode_head {name} cannot carry a PEM: {why}'):
         check_plain_decode_head(dict(type=head))
 
 

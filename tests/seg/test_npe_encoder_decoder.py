@@ -200,8 +200,14 @@ def test_pem_num_classes_must_match_decode_head():
 
 
 def test_a_stock_head_as_pem_is_refused():
-    pem = dict(type='FCNHead', in_channels=8, channels=8, num_convs=0,
-               concat_input=False, in_index=2, num_classes=NUM_CLASSES)
+    pem = dict(
+        type='FCNHead',
+        in_channels=8,
+        channels=8,
+        num_convs=0,
+        concat_input=False,
+        in_index=2,
+        num_classes=NUM_CLASSES)
     with pytest.raises(TypeError, match='must build a PEMDecodeHead'):
         MODELS.build(tiny_segmentor_cfg(pem_head=pem))
 

@@ -53,6 +53,6 @@ def test_out_and_show_dir_as_mmseg():
                                          ('no_pin_memory', True)])
 def test_mmpretrain_only_flags_are_refused(flag, value):
     name = '--' + flag.replace('_', '-')
-    with pytest.raises(ValueError,
-                       match=f"{name} is a flag of mmpretrain's tools"):
+    with pytest.raises(
+            ValueError, match=f"{name} is a flag of mmpretrain's tools"):
         merge_test_args(cfg(), args(**{flag: value}))

@@ -58,12 +58,12 @@ SMALL_KNET = dict(
         'model.decode_head.kernel_generate_head.channels': 64,
     }, **{
         f'model.decode_head.kernel_update_head.{i}.{key}': value
-        for i in range(3) for key, value in (
-            ('in_channels', 64), ('out_channels', 64),
-            ('feedforward_channels', 128),
-            ('kernel_updator_cfg.in_channels', 32),
-            ('kernel_updator_cfg.feat_channels', 32),
-            ('kernel_updator_cfg.out_channels', 32))
+        for i in range(3)
+        for key, value in (('in_channels', 64), ('out_channels', 64),
+                           ('feedforward_channels',
+                            128), ('kernel_updator_cfg.in_channels', 32),
+                           ('kernel_updator_cfg.feat_channels',
+                            32), ('kernel_updator_cfg.out_channels', 32))
     })
 
 # id: (stock config, segmentor type, PEM keys as a user writes them for the
@@ -81,16 +81,17 @@ SUPPORTED = {
     ('deeplabv3plus/deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024.py',
      'NPEEncoderDecoder', dict(in_channels=512, in_index=3), {}, 512),
     'UPer': ('upernet/upernet_r18_4xb4-160k_ade20k-512x512.py',
-             'NPEEncoderDecoder', dict(in_channels=512, in_index=3),
-             {'model.decode_head.channels': 128}, 512),
+             'NPEEncoderDecoder', dict(in_channels=512, in_index=3), {
+                 'model.decode_head.channels': 128
+             }, 512),
     'DA (DANet)': ('danet/danet_r50-d8_4xb4-80k_ade20k-512x512.py',
-                   'NPEEncoderDecoder', dict(in_channels=2048, in_index=3),
-                   R18_HEADS, 512),
-    'Enc (EncNet)':
-    ('encnet/encnet_r50-d8_4xb2-40k_cityscapes-512x1024.py',
-     'NPEEncoderDecoder', dict(in_channels=2048, in_index=3),
-     dict(R18_HEADS, **{'model.decode_head.in_channels': [128, 256, 512]}),
-     512),
+                   'NPEEncoderDecoder', dict(in_channels=2048,
+                                             in_index=3), R18_HEADS, 512),
+    'Enc (EncNet)': ('encnet/encnet_r50-d8_4xb2-40k_cityscapes-512x1024.py',
+                     'NPEEncoderDecoder', dict(in_channels=2048, in_index=3),
+                     dict(R18_HEADS,
+                          **{'model.decode_head.in_channels': [128, 256,
+                                                               512]}), 512),
     'OCR (OCRNet, cascade)':
     ('ocrnet/ocrnet_hr18s_4xb4-80k_ade20k-512x512.py',
      'NPECascadeEncoderDecoder',
@@ -99,8 +100,8 @@ SUPPORTED = {
          in_index=(0, 1, 2, 3),
          input_transform='resize_concat'), {}, [18, 36, 72, 144]),
     'Segformer': ('segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py',
-                  'NPEEncoderDecoder', dict(in_channels=256, in_index=3), {},
-                  256),
+                  'NPEEncoderDecoder', dict(in_channels=256,
+                                            in_index=3), {}, 256),
     'SETR-Naive': ('setr/setr_vit-l_naive_8xb2-160k_ade20k-512x512.py',
                    'NPEEncoderDecoder', dict(in_channels=1024, in_index=3),
                    dict(
@@ -112,29 +113,28 @@ SUPPORTED = {
                        }), 64),
     'SETR-MLA': ('setr/setr_vit-l_mla_8xb2-160k_ade20k-512x512.py',
                  'NPEEncoderDecoder', dict(in_channels=256, in_index=3),
-                 dict(SMALL_VIT, **{'model.neck.in_channels': [64] * 4}),
-                 256),
+                 dict(SMALL_VIT, **{'model.neck.in_channels': [64] * 4}), 256),
     'ISA': ('isanet/isanet_r50-d8_4xb2-40k_cityscapes-512x1024.py',
-            'NPEEncoderDecoder', dict(in_channels=2048, in_index=3),
-            R18_HEADS, 512),
+            'NPEEncoderDecoder', dict(in_channels=2048,
+                                      in_index=3), R18_HEADS, 512),
     'DNL': ('dnlnet/dnl_r50-d8_4xb2-40k_cityscapes-512x1024.py',
-            'NPEEncoderDecoder', dict(in_channels=2048, in_index=3),
-            R18_HEADS, 512),
+            'NPEEncoderDecoder', dict(in_channels=2048,
+                                      in_index=3), R18_HEADS, 512),
     'CC (CCNet)': ('ccnet/ccnet_r50-d8_4xb2-40k_cityscapes-512x1024.py',
-                   'NPEEncoderDecoder', dict(in_channels=2048, in_index=3),
-                   R18_HEADS, 512),
+                   'NPEEncoderDecoder', dict(in_channels=2048,
+                                             in_index=3), R18_HEADS, 512),
     'APC': ('apcnet/apcnet_r50-d8_4xb2-40k_cityscapes-512x1024.py',
-            'NPEEncoderDecoder', dict(in_channels=2048, in_index=3),
-            R18_HEADS, 512),
+            'NPEEncoderDecoder', dict(in_channels=2048,
+                                      in_index=3), R18_HEADS, 512),
     'EMA': ('emanet/emanet_r50-d8_4xb2-80k_cityscapes-512x1024.py',
-            'NPEEncoderDecoder', dict(in_channels=2048, in_index=3),
-            R18_HEADS, 512),
+            'NPEEncoderDecoder', dict(in_channels=2048,
+                                      in_index=3), R18_HEADS, 512),
     'PSA': ('psanet/psanet_r50-d8_4xb2-40k_cityscapes-512x1024.py',
-            'NPEEncoderDecoder', dict(in_channels=2048, in_index=3),
-            R18_HEADS, 512),
+            'NPEEncoderDecoder', dict(in_channels=2048,
+                                      in_index=3), R18_HEADS, 512),
     'K-Net': ('knet/knet-s3_r50-d8_fcn_8xb2-adamw-80k_ade20k-512x512.py',
-              'NPEEncoderDecoder', dict(in_channels=2048, in_index=3),
-              SMALL_KNET, 512),
+              'NPEEncoderDecoder', dict(in_channels=2048,
+                                        in_index=3), SMALL_KNET, 512),
     'LRASPP (MobileNetV3)':
     ('mobilenet_v3/mobilenet-v3-d8-s_lraspp_4xb4-320k_cityscapes-512x1024.py',
      'NPEEncoderDecoder', dict(in_channels=576, in_index=2), {}, 576),
@@ -143,8 +143,8 @@ SUPPORTED = {
                       'model.backbone.img_size': (SIZE, SIZE),
                       'model.backbone.num_layers': 2,
                   }, 192),
-    'DPT': ('dpt/dpt_vit-b16_8xb2-160k_ade20k-512x512.py',
-            'NPEEncoderDecoder', dict(in_channels=768, in_index=3),
+    'DPT': ('dpt/dpt_vit-b16_8xb2-160k_ade20k-512x512.py', 'NPEEncoderDecoder',
+            dict(in_channels=768, in_index=3),
             dict(
                 SMALL_VIT, **{
                     'model.decode_head.in_channels': (64, ) * 4,
@@ -163,14 +163,14 @@ INPUT_SIZE = {'LRASPP (MobileNetV3)': 392}
 
 # id: (stock config, segmentor type, error regex).
 REFUSED = {
-    'MaskFormer': ('maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py',
-                   'NPEEncoderDecoder',
-                   r'MaskFormerHead cannot carry a PEM: it is not a '
-                   r'BaseDecodeHead'),
-    'Mask2Former': ('mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py',
-                    'NPEEncoderDecoder',
-                    r'Mask2FormerHead cannot carry a PEM: it is not a '
-                    r'BaseDecodeHead'),
+    'MaskFormer':
+    ('maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py',
+     'NPEEncoderDecoder', r'MaskFormerHead cannot carry a PEM: it is not a '
+     r'BaseDecodeHead'),
+    'Mask2Former':
+    ('mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py',
+     'NPEEncoderDecoder', r'Mask2FormerHead cannot carry a PEM: it is not a '
+     r'BaseDecodeHead'),
     'PointRend': ('point_rend/pointrend_r50_4xb4-160k_ade20k-512x512.py',
                   'NPECascadeEncoderDecoder',
                   r'decode_head\[1\] PointHead cannot carry a PEM: its '
@@ -325,8 +325,7 @@ def test_stock_config_with_npe_lines_matches_stock_logits(case, tmp_path):
         ref_logits = seeded(stock.inference, x, metas(size))
         assert ref_logits.shape == (2, num_classes, size, size)
         model.scale_factor = 0.0
-        assert torch.equal(
-            seeded(model.inference, x, metas(size)), ref_logits)
+        assert torch.equal(seeded(model.inference, x, metas(size)), ref_logits)
 
         model.scale_factor = 1.0
         eta = model.estimate_prior(model.extract_feat(x))

@@ -4,8 +4,7 @@
 # (in tools/train.py's default work dir) is load_from; override with
 # --cfg-options load_from=PATH.
 _base_ = [
-    '../_base_/models/resnet32_iwb.py',
-    '../_base_/datasets/cifar10_lt.py',
+    '../_base_/models/resnet32_iwb.py', '../_base_/datasets/cifar10_lt.py',
     '../_base_/schedules/iwb_hp2.py'
 ]
 load_from = 'work_dirs/ce_resnet32_hp2_cifar10-lt-r200/epoch_120.pth'

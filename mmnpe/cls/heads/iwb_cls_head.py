@@ -27,7 +27,7 @@ class IWBClsHead(ClassCountsMixin, LinearClsHead):
     per sample and averaged over the batch; P is a detached target (see
     :mod:`mmnpe.functional.iwb`). Prediction is the plain linear classifier.
     mmnpe's IWB configs re-initialise this head after loading the CE
-    checkpoint (issue 7); ``StageTwoHook(reinit_modules=[])`` fine-tunes
+    checkpoint (as cRT does, so the two start alike); ``StageTwoHook(reinit_modules=[])`` fine-tunes
     the loaded one instead, as the paper.
 
     - ``loss(): pre_logits() -> fc -> loss ('loss') + kl_weight *
@@ -82,15 +82,14 @@ class IWBClsHead(ClassCountsMixin, LinearClsHead):
 
     def _share_counts(self, counts: Union[Sequence[float], Tensor]) -> None:
         loss = self.loss_module
-        if isinstance(loss, ClassCountsMixin) and (
-                loss.class_counts_from_dataset):
+        if isinstance(loss,
+                      ClassCountsMixin) and (loss.class_counts_from_dataset):
             loss.set_class_counts(counts)
             # The loss now follows this head: ClassCountsHook must not give
             # it other (data set) counts than the head's NC uses.
             loss.class_counts_from_dataset = False
 
-    def set_class_counts(self, counts: Union[Sequence[float],
-                                             Tensor]) -> None:
+    def set_class_counts(self, counts: Union[Sequence[float], Tensor]) -> None:
         """Set the counts, and those of a count-based loss built without
         its own."""
         super().set_class_counts(counts)
@@ -108,9 +107,8 @@ class IWBClsHead(ClassCountsMixin, LinearClsHead):
         (``loss_kl``, Eq. 10) on the pooled features (N, D)."""
         pre_logits = self.pre_logits(feats)
         losses = self._get_loss(self.fc(pre_logits), data_samples, **kwargs)
-        kl = iwb_kl_loss(self.fc.weight, pre_logits,
-                         self.number_coefficient(), self.iwb_lambda,
-                         self.kl_direction)
+        kl = iwb_kl_loss(self.fc.weight, pre_logits, self.number_coefficient(),
+                         self.iwb_lambda, self.kl_direction)
         losses['loss_kl'] = self.kl_weight * kl.mean()
         return losses
 

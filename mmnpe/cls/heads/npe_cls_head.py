@@ -10,7 +10,7 @@ class NPEClsHead(NPEHeadMixin, LinearClsHead):
     """:class:`LinearClsHead` with K linear Prior Estimation Modules.
 
     The K PEMs read the same pooled feature as ``fc`` (`NPE paper
-    <https://arxiv.org/abs/2408.10176>`_, Sec. 3.1); see
+    <https://arxiv.org/abs/2602.17853>`_, Sec. 2.2-2.3); see
     :class:`NPEHeadMixin` for training, prediction and fusion.
 
     - ``loss(): pre_logits() -> fc / pems -> CE ('loss') + pem_loss_weight *

@@ -26,8 +26,9 @@ def _accepted_keys(stock: type) -> Set[str]:
         if init is None:
             continue
         params = list(inspect.signature(init).parameters.values())[1:]
-        keys.update(p.name for p in params
-                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        keys.update(
+            p.name for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
         if not any(p.kind == p.VAR_KEYWORD for p in params):
             break
     return keys
@@ -41,7 +42,7 @@ class NPEHeadMixin:
     same ``pre_logits`` and are trained with the one-way logistic loss, their
     gradient reaching the backbone (no detach). Prediction subtracts
     ``scale_factor * eta`` from the logits (`NPE paper
-    <https://arxiv.org/abs/2408.10176>`_, Sec. 3.1, Eq. 7-8).
+    <https://arxiv.org/abs/2602.17853>`_, Sec. 2.2-2.3, Eq. 7, 8, 11).
 
     - ``loss(): pre_logits() -> final_linear / pems -> CE ('loss') +
       pem_loss_weight * sum_k OWL ('loss_npe')``
@@ -77,9 +78,9 @@ class NPEHeadMixin:
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        stock = next(b for b in cls.__mro__[1:]
-                     if issubclass(b, ClsHead) and not issubclass(
-                         b, NPEHeadMixin))
+        stock = next(
+            b for b in cls.__mro__[1:]
+            if issubclass(b, ClsHead) and not issubclass(b, NPEHeadMixin))
         cls.stock_head = stock
         NPEHeadMixin.npe_heads.setdefault(stock.__name__, cls)
 
@@ -182,8 +183,9 @@ class NPEHeadMixin:
         d = self.final_linear.in_features
         if not (isinstance(pre_logits, torch.Tensor) and pre_logits.dim() == 2
                 and pre_logits.shape[1] == d):
-            got = (tuple(pre_logits.shape) if isinstance(
-                pre_logits, torch.Tensor) else type(pre_logits).__name__)
+            got = (
+                tuple(pre_logits.shape) if isinstance(pre_logits, torch.Tensor)
+                else type(pre_logits).__name__)
             raise TypeError(
                 f'{type(self).__name__} needs one pooled feature (N, {d}) '
                 f'per image before its classifier, got {got} (distilled '

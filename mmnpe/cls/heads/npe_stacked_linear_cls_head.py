@@ -11,8 +11,8 @@ class NPEStackedLinearClsHead(NPEHeadMixin, StackedLinearClsHead):
 
     The PEMs read what the output layer reads: the features after the last
     hidden layer (``mid_channels[-1]`` of them, after its norm, activation
-    and dropout) (`NPE paper <https://arxiv.org/abs/2408.10176>`_,
-    Sec. 3.1). The output ``LinearBlock`` has no norm, activation or
+    and dropout) (`NPE paper <https://arxiv.org/abs/2602.17853>`_,
+    Sec. 2.2-2.3). The output ``LinearBlock`` has no norm, activation or
     dropout, so the logits are its ``fc`` alone. See :class:`NPEHeadMixin`
     for training, prediction and fusion.
 

@@ -12,7 +12,7 @@ class NPEVisionTransformerClsHead(NPEHeadMixin, VisionTransformerClsHead):
     The PEMs read what ``layers.head`` reads: the class token, or the
     ``hidden_dim`` features after ``layers.pre_logits`` and ``layers.act``
     when ``hidden_dim`` is set (`NPE paper
-    <https://arxiv.org/abs/2408.10176>`_, Sec. 3.1). A stock ViT head
+    <https://arxiv.org/abs/2602.17853>`_, Sec. 2.2-2.3). A stock ViT head
     checkpoint loads as is (``layers.*``; only ``pems.*`` missing). See
     :class:`NPEHeadMixin` for training, prediction and fusion.
 

@@ -25,8 +25,8 @@ class FrozenBackboneHook(Hook):
     """Freeze modules of the model for the whole of training.
 
     The paper's segmentation setting trains only the PEMs on top of a
-    trained, frozen segmentor (`NPE paper <https://arxiv.org/abs/2408.10176>`_,
-    Sec. 4.2). Freezing means ``requires_grad=False`` *and* eval mode: the
+    trained, frozen segmentor (`NPE paper <https://arxiv.org/abs/2602.17853>`_,
+    Sec. 3.2). Freezing means ``requires_grad=False`` *and* eval mode: the
     train loop calls ``model.train()`` every iteration, which would put BN
     back on batch statistics, so eval mode is re-asserted before every
     iteration and the frozen parameters and buffers stay bit-identical.

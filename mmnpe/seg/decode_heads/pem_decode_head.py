@@ -15,7 +15,7 @@ class PEMDecodeHead(BaseDecodeHead):
 
     A PEM is a decode head whose output is trained with the one-way logistic
     loss only, so that it learns ``log(prior) + const`` per class instead of
-    a classifier (`NPE paper <https://arxiv.org/abs/2408.10176>`_, Sec. 3.2).
+    a classifier (`NPE paper <https://arxiv.org/abs/2602.17853>`_, Sec. 3.2).
     Subclasses combine this base with a stock head, e.g.
     ``class PEMASPPHead(PEMDecodeHead, ASPPHead)``, and so reuse its
     structure; this base only changes what must differ:

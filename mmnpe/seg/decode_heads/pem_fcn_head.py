@@ -38,8 +38,9 @@ class PEMFCNHead(PEMDecodeHead, FCNHead):
         if channels is None:
             # 'resize_concat' (HRNet / OCRNet heads) concatenates the
             # selected features: the 1x1 conv sees their summed channels.
-            channels = sum(in_channels) if isinstance(
-                in_channels, (list, tuple)) else in_channels
+            channels = sum(in_channels) if isinstance(in_channels,
+                                                      (list,
+                                                       tuple)) else in_channels
         super().__init__(
             in_channels=in_channels,
             channels=channels,

@@ -76,7 +76,8 @@ class ClassBalancedLoss(PriorLossBase):
         """
         if ignore_index is None:
             ignore_index = self.ignore_index
-        loss = class_balanced_cross_entropy(
-            pred, target, self.class_weights(pred.size(1)), ignore_index)
+        loss = class_balanced_cross_entropy(pred, target,
+                                            self.class_weights(pred.size(1)),
+                                            ignore_index)
         return self._reduce(loss, weight, avg_factor, reduction_override,
                             (target != ignore_index).sum())

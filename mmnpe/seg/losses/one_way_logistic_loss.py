@@ -17,7 +17,7 @@ class OneWayLogisticLoss(nn.Module):
     """One-way logistic loss of the Neural Prior Estimator.
 
     ``softplus(-sign * pred[y])`` on the true-class coordinate only
-    (`NPE paper <https://arxiv.org/abs/2408.10176>`_, Eq. 5). Works for
+    (`NPE paper <https://arxiv.org/abs/2602.17853>`_, Eq. 6). Works for
     classification ``(N, C)`` and dense prediction ``(N, C, H, W)``.
 
     Args:

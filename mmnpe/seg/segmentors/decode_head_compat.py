@@ -14,8 +14,7 @@ import inspect
 from typing import Dict, Optional
 
 from mmseg.models.decode_heads import DAHead, EncHead
-from mmseg.models.decode_heads.cascade_decode_head import \
-    BaseCascadeDecodeHead
+from mmseg.models.decode_heads.cascade_decode_head import BaseCascadeDecodeHead
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
@@ -26,18 +25,18 @@ FIRST_OUTPUT_PREDICTS = (DAHead.predict, EncHead.predict)
 
 # Heads that pass every structural test but still cannot carry a PEM.
 _REFUSED_BY_NAME: Dict[str, str] = {
-    'DDRHead': (
-        'DDRNet\'s backbone and head return a tuple of branch features in '
-        'training mode and a single tensor in eval mode, so a PEM would be '
-        'trained on other features (a frozen backbone stays in eval mode) '
-        'than the ones the head is evaluated on'),
-    'PIDHead': (
-        'PIDNet\'s backbone and head return three branches (P, I, D) in '
-        'training mode and a single tensor in eval mode, so a PEM would be '
-        'trained on other features than the ones the head is evaluated on'),
-    'VPDDepthHead': (
-        'it regresses depth (one output channel), it has no per-class '
-        'logits to correct'),
+    'DDRHead':
+    ('DDRNet\'s backbone and head return a tuple of branch features in '
+     'training mode and a single tensor in eval mode, so a PEM would be '
+     'trained on other features (a frozen backbone stays in eval mode) '
+     'than the ones the head is evaluated on'),
+    'PIDHead':
+    ('PIDNet\'s backbone and head return three branches (P, I, D) in '
+     'training mode and a single tensor in eval mode, so a PEM would be '
+     'trained on other features than the ones the head is evaluated on'),
+    'VPDDepthHead':
+    ('it regresses depth (one output channel), it has no per-class '
+     'logits to correct'),
 }
 
 
@@ -57,10 +56,9 @@ def _head_class(cfg) -> Optional[type]:
 def _required_args(method) -> int:
     """Number of required positional arguments, ``self`` excluded."""
     params = list(inspect.signature(method).parameters.values())[1:]
-    return sum(
-        1 for p in params
-        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
-                                               p.POSITIONAL_OR_KEYWORD))
+    return sum(1 for p in params
+               if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
+                                                      p.POSITIONAL_OR_KEYWORD))
 
 
 def _refuse(where: str, cls: type, why: str) -> TypeError:

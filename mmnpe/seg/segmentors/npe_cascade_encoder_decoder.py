@@ -16,7 +16,7 @@ class NPECascadeEncoderDecoder(NPEEncoderDecoder, CascadeEncoderDecoder):
     The stages run as in :class:`CascadeEncoderDecoder`; the logits of the
     last stage are corrected by ``- scale_factor * eta``, with ``eta`` from
     PEMs on the backbone features (`NPE paper
-    <https://arxiv.org/abs/2408.10176>`_, Eq. 7-8). Training adds the PEM
+    <https://arxiv.org/abs/2602.17853>`_, Eq. 8, 11). Training adds the PEM
     losses to the stages' losses (``decode_0.*``, ``decode_1.*``, ``pem.*``).
 
     - ``encode_decode(): extract_feat() -> decode_head[0..n-1].forward() -

@@ -26,7 +26,7 @@ class NPEEncoderDecoder(PriorAdjustedEncoderDecoder):
     K Prior Estimation Modules (PEMs) read the same features as the decode
     head and learn the class log-prior through the one-way logistic loss;
     at inference the logits become ``z - scale_factor * eta``
-    (`NPE paper <https://arxiv.org/abs/2408.10176>`_, Eq. 7-8).
+    (`NPE paper <https://arxiv.org/abs/2602.17853>`_, Eq. 8, 11).
 
     - ``loss(): extract_feat() -> decode/aux losses (skipped when frozen)
       + sum_k pem_heads[k].loss()``

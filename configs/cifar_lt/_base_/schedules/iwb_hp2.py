@@ -18,8 +18,8 @@ default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10))
 custom_hooks = [
     dict(type='FrozenBackboneHook', modules=['backbone', 'neck']),
     # Re-initialises the classifier after the CE checkpoint is loaded, as
-    # issue 7 asks of both cRT and IWB (the issue wins over the IWB paper,
-    # which fine-tunes the CE classifier). For the paper's fine-tuning use
+    # for cRT, so that both two-stage baselines start alike (the IWB paper
+    # fine-tunes the CE classifier instead). For the paper's fine-tuning use
     # dict(type='StageTwoHook', reinit_modules=[]). Refuses to start
     # without a stage-1 checkpoint.
     dict(type='StageTwoHook', reinit_modules=['head']),

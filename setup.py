@@ -37,6 +37,11 @@ setup(
         'numpy',
         'ftfy',  # imported by mmseg, not declared by it
         'regex',  # imported by mmseg, not declared by it
+        # mmengine 0.10 imports pkg_resources (to find the configs of
+        # `mmseg::` / `mmpretrain::` bases), which setuptools >= 82 no longer
+        # ships; torch >= 2.6 asks for a recent setuptools, so pip would
+        # otherwise bring one without it.
+        'setuptools<82',
     ],
     extras_require={
         'tests': ['pytest', 'scikit-learn', 'matplotlib'],

@@ -15,9 +15,10 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from mmnpe.engine import (build_counting_dataset, count_dataset_classes,
-                          dataset_parts, fill_unset_class_counts,
-                          map_pipelines, pipeline_dataset_cfgs)
+from mmnpe.engine import (LoadRecorder, build_counting_dataset, check_load,
+                          count_dataset_classes, dataset_parts,
+                          fill_unset_class_counts, map_pipelines,
+                          pipeline_dataset_cfgs)
 
 
 def load_config(config: Union[str, Config],
@@ -37,13 +38,14 @@ def build_model(cfg: Config,
                 device: str = 'cpu') -> nn.Module:
     """The config's model in eval mode, with the checkpoint's weights.
 
-    Unlike ``load_from`` (which only warns), a checkpoint that lacks any of
-    the model's *parameters*, or holds one with another shape, is refused:
-    a CE checkpoint given to an NPE config would otherwise leave the PEMs at
-    their random initialisation and every number downstream meaningless.
-    Buffers may be missing (a fixed prior built from the config's counts,
-    say); count-using modules left without counts get the training set's,
-    as :class:`ClassCountsHook` gives them before testing.
+    The checkpoint is judged as ``tools/test.py`` judges it
+    (:func:`mmnpe.engine.check_load` in 'test' mode, after the model's own
+    load hooks): a checkpoint lacking a tensor the prediction uses, or
+    holding it with another shape, is refused -- a CE checkpoint given to
+    an NPE config would otherwise leave the PEMs at their random
+    initialisation and every number downstream meaningless. Count buffers
+    may be missing; count-using modules left without counts get the
+    training set's, as :class:`ClassCountsHook` gives them before testing.
 
     Args:
         cfg (Config): Loaded config (see :func:`load_config`).
@@ -66,25 +68,12 @@ def build_model(cfg: Config,
         ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
         state = ckpt.get('state_dict', ckpt)
         state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
-        missing = [n for n, _ in model.named_parameters() if n not in state]
-        if missing:
-            shown = ', '.join(
-                missing[:6]) + (' ...' if len(missing) > 6 else '')
-            raise ValueError(
-                f'checkpoint {checkpoint!r} has no weights for {len(missing)}'
-                f' parameter(s) of the config\'s model: {shown}. It was '
-                'trained with another model (e.g. without PEMs); pass the '
-                'checkpoint of a model trained with this config')
-        own = model.state_dict()
-        wrong = [(k, tuple(v.shape), tuple(own[k].shape))
-                 for k, v in state.items()
-                 if k in own and tuple(v.shape) != tuple(own[k].shape)]
-        if wrong:
-            k, got, want = wrong[0]
-            raise ValueError(
-                f'checkpoint {checkpoint!r} does not fit the config\'s model:'
-                f' {k} has shape {got} in the checkpoint and {want} in the '
-                f'model ({len(wrong)} such tensor(s))')
+        # Judged after the model's own load hooks, as tools/test.py judges
+        # a checkpoint (InputCheckHook): refused if a tensor the prediction
+        # uses did not load.
+        LoadRecorder(
+            model,
+            lambda record: check_load(record, model, 'test', checkpoint))
         load_state_dict(model, state, strict=False)
     # As ClassCountsHook before testing: a fixed-prior module (post-hoc LA
     # head) built with class_counts=None and given none by the checkpoint

@@ -1,3 +1,5 @@
+from .checkpoint_check import (LoadRecord, LoadRecorder, check_load,
+                               required_tensors)
 from .class_counts_mixin import ClassCountsMixin
 from .dataset_class_counts import (build_counting_dataset,
                                    count_dataset_classes, counting_dataset_cfg,
@@ -25,5 +27,6 @@ __all__ = [
     'setup_cpu_distributed', 'resolve_resume', 'check_load_from',
     'error_hints', 'close_registered_names', 'UnknownComponentError',
     'UnsafeCheckpointError', 'DEFAULT_HOOKS', 'add_default_hooks',
-    'build_runner'
+    'build_runner', 'LoadRecord', 'LoadRecorder', 'check_load',
+    'required_tensors'
 ]

@@ -167,7 +167,9 @@ def error_hints(checkpoint: Optional[str] = None) -> Iterator[None]:
     """Re-raise the two errors above readably; anything else untouched.
 
     Wrap building the Runner *and* running it: mmengine builds data sets,
-    transforms, optimisers and evaluators lazily.
+    transforms, optimisers and evaluators lazily. The original exception
+    stays chained (``raise ... from``), so the traceback still shows the
+    frame where the build failed.
 
     Args:
         checkpoint (str, optional): The checkpoint the run loads (named in
@@ -179,9 +181,9 @@ def error_hints(checkpoint: Optional[str] = None) -> Iterator[None]:
         readable = explain_unknown_component(err)
         if readable is None:
             raise
-        raise readable from None
+        raise readable from err
     except pickle.UnpicklingError as err:
         readable = explain_unsafe_checkpoint(err, checkpoint)
         if readable is None:
             raise
-        raise readable from None
+        raise readable from err

@@ -13,8 +13,10 @@ def seg_npe(tmp_path_factory, synthetic_root):
     up (N(0, 0.5)) so that the correction changes predictions."""
     folder = tmp_path_factory.mktemp('seg_npe')
     config = seg_config(folder, synthetic_root)
-    model = build_model(load_config(config))
+    # Seeded before the build too: the segmentor's own initialisation must
+    # not depend on what earlier tests drew.
     torch.manual_seed(0)
+    model = build_model(load_config(config))
     for p in model.pem_heads.parameters():
         torch.nn.init.normal_(p, std=0.5)
     return config, save_checkpoint(model, folder / 'npe.pth')

@@ -30,6 +30,8 @@ def test_checkpoint_of_another_shape_is_refused(seg_npe, tmp_path):
     torch.save(dict(meta={}, state_dict=state), str(path))
     with pytest.raises(
             ValueError,
-            match=r'pem_heads\.0\.conv_seg\.weight has shape '
-            r'\(3, 8, 1, 1\) in the checkpoint and \(6, 8, 1, 1\)'):
+            match=r'pem_heads\.0\.conv_seg\.weight \(checkpoint '
+            r'torch.Size\(\[3, 8, 1, 1\]\) vs model '
+            r'torch.Size\(\[6, 8, 1, 1\]\)\); they would predict from their '
+            r'random initialisation'):
         build_model(load_config(config), str(path))

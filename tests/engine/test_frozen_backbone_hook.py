@@ -194,3 +194,56 @@ def test_ddp_holds_only_trainable_parameters(tmp_path, synthetic_root,
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def test_rewrapped_ddp_keeps_the_settings_the_runner_used(
+        tmp_path, synthetic_root, monkeypatch):
+    """The DDP the hook builds around the trainable parameters has the
+    class and settings of the one the Runner built, also when the Runner's
+    config does not hold them (a runner given its wrapper otherwise)."""
+    import torch.distributed as dist
+    from launch_helpers import free_port
+    from mmengine.model import MMDistributedDataParallel
+
+    from mmnpe.engine import build_runner
+    from mmnpe.engine.hooks.frozen_backbone_hook import ddp_settings
+    for key, value in dict(
+            RANK=0,
+            WORLD_SIZE=1,
+            LOCAL_RANK=0,
+            MASTER_ADDR='127.0.0.1',
+            MASTER_PORT=free_port()).items():
+        monkeypatch.setenv(key, str(value))
+    cfg = tiny_runner_cfg(str(tmp_path / 'work'), synthetic_root, max_iters=2)
+    cfg['train_dataloader']['sampler'] = dict(
+        type='InfiniteSampler', shuffle=True)
+    cfg.update(
+        launcher='pytorch',
+        custom_hooks=[dict(type='FrozenBackboneHook')],
+        model_wrapper_cfg=dict(
+            type='MMDistributedDataParallel',
+            find_unused_parameters=True,
+            gradient_as_bucket_view=True,
+            bucket_cap_mb=2,
+            detect_anomalous_params=True))
+    try:
+        runner = build_runner(Config(cfg))
+        first = runner.model
+        assert isinstance(first, MMDistributedDataParallel)
+        before = ddp_settings(first)
+        assert before['find_unused_parameters'] is True
+        assert before['gradient_as_bucket_view'] is True
+        assert before['detect_anomalous_params'] is True
+        assert before['bucket_cap_mb'] == 2
+        # The wrapper's settings are not in the Runner's config any more.
+        runner.cfg.pop('model_wrapper_cfg')
+        assert 'model_wrapper_cfg' not in runner.cfg
+        runner.train()
+        ddp = runner.model
+        assert ddp is not first and type(ddp) is type(first)
+        assert ddp_settings(ddp) == before
+        pem = list(ddp.module.pem_heads.parameters())
+        assert ddp._get_ddp_logging_data()['num_parameter_tensors'] == len(pem)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,8 +1,10 @@
 """What the tools do around the Runner: CPU process groups, --resume,
 default hooks, readable errors, random states in checkpoints."""
 import random
+import traceback
 
 import numpy as np
+import pytest
 import torch
 from launch_helpers import free_port
 from mmengine.config import Config
@@ -191,3 +193,26 @@ def test_unscoped_registry_messages_use_the_default_scope():
     assert "'MultiStepLR'" in str(readable)
     # Any other KeyError is left alone.
     assert explain_unknown_component(KeyError('epoch')) is None
+
+
+def _failing_build():
+    """What mmengine raises deep inside a build for an unknown type."""
+    raise KeyError('PEMFCNHaed is not in the mmseg::model registry. '
+                   'Please check whether the value of `PEMFCNHaed` is '
+                   'correct or it was registered as expected.')
+
+
+def test_readable_errors_keep_the_original_chained():
+    """The readable error names the nearest registered names and keeps the
+    original as its cause, so the traceback still shows the frame where the
+    build failed."""
+    from mmnpe.engine import UnknownComponentError, error_hints
+    with pytest.raises(UnknownComponentError) as info:
+        with error_hints():
+            _failing_build()
+    err = info.value
+    assert "'PEMFCNHead'" in str(err)
+    assert isinstance(err.__cause__, KeyError)
+    shown = ''.join(traceback.format_exception(err))
+    assert 'in _failing_build' in shown
+    assert 'The above exception was the direct cause' in shown

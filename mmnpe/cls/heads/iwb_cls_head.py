@@ -27,8 +27,9 @@ class IWBClsHead(ClassCountsMixin, LinearClsHead):
     per sample and averaged over the batch; P is a detached target (see
     :mod:`mmnpe.functional.iwb`). Prediction is the plain linear classifier.
     mmnpe's IWB configs re-initialise this head after loading the CE
-    checkpoint (as cRT does, so the two start alike); ``StageTwoHook(reinit_modules=[])`` fine-tunes
-    the loaded one instead, as the paper.
+    checkpoint (as cRT does, so the two start alike);
+    ``StageTwoHook(reinit_modules=[])`` fine-tunes the loaded one instead,
+    as the paper does.
 
     - ``loss(): pre_logits() -> fc -> loss ('loss') + kl_weight *
       mean_b KL(softmax|W| || softmax P_b) ('loss_kl')``

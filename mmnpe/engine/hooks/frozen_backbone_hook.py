@@ -1,22 +1,54 @@
-from typing import List, Optional, Sequence, Tuple
+import inspect
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.registry import HOOKS
 from torch.nn.parallel import DistributedDataParallel
+
+from .utils import is_training
 
 DATA_BATCH = Optional[dict]
 
 
-def _is_training(runner) -> bool:
-    """``Runner.train`` builds the optimiser before ``before_run``;
-    ``val``/``test`` never do."""
-    return isinstance(
-        getattr(runner, 'optim_wrapper', None),
-        (OptimWrapper, OptimWrapperDict))
+def ddp_settings(wrapper: DistributedDataParallel) -> Dict[str, Any]:
+    """The constructor arguments a DDP wrapper was built with, read back
+    from the wrapper itself.
+
+    Whatever built it (``model_wrapper_cfg``, mmengine's default, a custom
+    runner), the wrapper keeps its settings as attributes named like the
+    arguments of its class (and of ``DistributedDataParallel``); the bucket
+    size is kept in bytes. Arguments it keeps no attribute for get their
+    defaults.
+    """
+    names = []
+    for cls in type(wrapper).__mro__:
+        if cls is nn.Module:
+            break
+        init = cls.__dict__.get('__init__')
+        if init is not None:
+            names += [
+                n for n, p in inspect.signature(init).parameters.items()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            ]
+    settings = {
+        n: getattr(wrapper, n)
+        for n in dict.fromkeys(names)
+        if n not in ('self', 'module') and n in vars(wrapper)
+    }
+    if 'device_mesh' in settings:  # DDP takes a mesh or a group, not both
+        settings.pop('process_group', None)
+    if 'bucket_cap_mb' in names and hasattr(wrapper, 'bucket_bytes_cap'):
+        settings['bucket_cap_mb'] = wrapper.bucket_bytes_cap / 1024**2
+    return settings
+
+
+def rewrap_ddp(wrapper: DistributedDataParallel) -> DistributedDataParallel:
+    """A new wrapper of ``wrapper``'s class and settings around the same
+    module, registering only the parameters that now require a gradient."""
+    return type(wrapper)(module=wrapper.module, **ddp_settings(wrapper))
 
 
 # Registered in mmengine's root registry: mmseg and mmpretrain configs find it.
@@ -82,11 +114,11 @@ class FrozenBackboneHook(Hook):
         exists, and DDP keeps a gradient bucket for every parameter that
         required a gradient at that moment. ``before_run`` is the first hook
         call (before the weights are initialised or loaded), so the model is
-        frozen here and wrapped again with mmengine's own
-        ``Runner.wrap_model``: the new DDP holds only the trainable
-        parameters and needs no ``find_unused_parameters``.
+        frozen here and wrapped again, with the class and settings of the
+        wrapper the Runner built (:func:`rewrap_ddp`): the new DDP holds only
+        the trainable parameters and needs no ``find_unused_parameters``.
         """
-        self._freeze(runner, training=_is_training(runner))
+        self._freeze(runner, training=is_training(runner))
 
     def _freeze(self, runner, training: bool) -> None:
         wrapper = runner.model
@@ -114,8 +146,7 @@ class FrozenBackboneHook(Hook):
         rewrapped = newly_frozen and isinstance(wrapper,
                                                 DistributedDataParallel)
         if rewrapped:
-            runner.model = runner.wrap_model(
-                runner.cfg.get('model_wrapper_cfg'), model)
+            runner.model = rewrap_ddp(wrapper)
         frozen = sum(p.numel() for _, m in self._frozen
                      for p in m.parameters())
         owners = sorted({n.split('.')[0] for n, _ in trainable})

@@ -1,23 +1,27 @@
-import re
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from mmengine.hooks import Hook
-from mmengine.logging import print_log
-from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.structures import BaseDataElement
+
+from ..checkpoint_check import LoadRecorder, check_load
+from ..checkpoint_check import unwrap_model as _unwrap
+from .utils import is_training
 
 DATA_BATCH = Optional[dict]
 # Heads whose ``num_classes`` must match the data set's classes.
 _HEADS = ('decode_head', 'auxiliary_head', 'pem_heads', 'head')
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
-        model = model.module
-    return model
+def load_mode(runner) -> str:
+    """'resume', 'train' or 'test': what the checkpoint being loaded is
+    for. ``Runner.train`` builds the optimiser before it loads; ``val`` and
+    ``test`` never build one."""
+    if not is_training(runner):
+        return 'test'
+    return 'resume' if getattr(runner, '_resume', False) else 'train'
 
 
 def _short(items: Sequence[str], limit: int = 5) -> str:
@@ -61,15 +65,19 @@ class InputCheckHook(Hook):
       classifier's ``head``) equals the number of ``classes`` in the data
       set's metainfo. mmseg trains silently with more outputs than classes,
       or fails deep in the loss with fewer.
-    - ``check_checkpoint`` (``after_load_checkpoint``, before the weights
-      are copied): a checkpoint from another architecture is refused when
-      a tensor has another shape, when it holds keys the model lacks under
-      a module the model has, or when it shares no key with the model.
-      mmengine loads with ``strict=False`` and only logs a warning, so a
-      wrong ``load_from`` otherwise trains from random weights. Keys the
-      checkpoint lacks are allowed (a stock checkpoint has no
-      ``pem_heads.*``) and logged; so are keys of a whole top-level module
-      the config leaves out (``auxiliary_head`` of a fine-tuning config).
+    - ``check_checkpoint`` (the load that follows ``after_load_checkpoint``,
+      judged once the model's own load hooks have run): mmengine loads with
+      ``strict=False`` and only logs what did not fit, so a wrong
+      ``load_from`` otherwise trains or tests with random weights. Refused
+      is only what would load silently wrong (see
+      :mod:`mmnpe.engine.checkpoint_check`): a checkpoint of which no tensor
+      loads, and tensors the run uses as they are that did not load --
+      when testing, any the prediction uses; when training from
+      ``load_from``, the frozen ones; when resuming, all. What mmengine
+      accepts otherwise is accepted and logged: extra keys (a loss's count
+      buffer, a dropped auxiliary head), a stock checkpoint without
+      ``pem_heads.*`` for training the PEMs, a new classifier of another
+      ``num_classes`` for fine-tuning.
     - ``check_batches`` (before every train/val/test iteration): inputs are
       finite (a NaN or inf would reach the loss and, through the optimiser,
       every weight), and each segmentation annotation has the size of its
@@ -130,58 +138,20 @@ class InputCheckHook(Hook):
 
     # -- checkpoint ---------------------------------------------------------
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Compare keys and shapes before mmengine copies the weights."""
+        """Judge the load that follows, once the model's hooks have run.
+
+        mmengine calls this hook between reading the file and copying its
+        tensors; the copy is recorded (:class:`LoadRecorder`) and checked by
+        :func:`check_load` when it is done, in the mode of the run:
+        'resume', 'train' (``load_from`` initialises training) or 'test'.
+        """
         if not self.check_checkpoint:
             return
-        state = checkpoint.get('state_dict', checkpoint)
-        # What mmengine's load_checkpoint strips by default (revise_keys).
-        state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
         model = _unwrap(runner.model)
-        own = model.state_dict()
+        mode = load_mode(runner)
         source = runner.cfg.get('load_from')
-        # Keys of a whole module the config leaves out (a fine-tuning config
-        # that drops the auxiliary head, say) are skipped, as mmengine's
-        # non-strict loading does; keys under a module the model has are not.
-        children = dict(model.named_children())
-        dropped = sorted(
-            k for k in state
-            if k not in own and k.split('.', 1)[0] not in children)
-        unexpected = sorted(k for k in state
-                            if k not in own and k not in dropped)
-        shapes = sorted(f'{k}: checkpoint {tuple(v.shape)} vs model '
-                        f'{tuple(own[k].shape)}' for k, v in state.items()
-                        if k in own and isinstance(v, torch.Tensor)
-                        and v.shape != own[k].shape)
-        shared = [k for k in state if k in own]
-        if shapes or unexpected or not shared:
-            problems = []
-            if shapes:
-                problems.append(f'{len(shapes)} tensors have another shape '
-                                f'({_short(shapes)})')
-            if unexpected:
-                problems.append(f'{len(unexpected)} keys are not in the '
-                                f'model ({_short(unexpected)})')
-            if not shared:
-                problems.append('it shares no key with the model')
-            raise ValueError(
-                f'InputCheckHook: checkpoint {source!r} does not fit '
-                f'{type(model).__name__}: ' + '; '.join(problems) +
-                '. It was saved from another architecture or config; '
-                'check load_from (or the checkpoint given to test.py)')
-        if dropped:
-            modules = sorted({k.split('.', 1)[0] for k in dropped})
-            print_log(
-                f'InputCheckHook: checkpoint {source!r} holds '
-                f'{len(dropped)} tensors of modules the model does not have '
-                f'({", ".join(modules)}); they are not loaded',
-                logger='current')
-        missing = sorted(k for k in own if k not in state)
-        if missing:
-            print_log(
-                f'InputCheckHook: checkpoint {source!r} has no '
-                f'{len(missing)} of the model\'s tensors, which keep their '
-                f'initialisation: {_short(missing)}',
-                logger='current')
+        LoadRecorder(model,
+                     lambda record: check_load(record, model, mode, source))
 
     # -- batches ------------------------------------------------------------
     def _check_batch(self, runner, data_batch: DATA_BATCH, mode: str) -> None:

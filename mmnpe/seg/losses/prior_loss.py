@@ -1,9 +1,9 @@
 """What the count-based losses share: counts, reduction, name, head check.
 
 The losses live with the OWL loss in ``mmnpe.seg.losses`` because they
-reduce, as mmseg's losses do, through mmseg's ``weight_reduce_loss``; they are registered in
-mmengine's root ``MODELS``, so MMPretrain heads build them from configs
-without ``mmnpe.cls`` importing ``mmnpe.seg``.
+reduce, as mmseg's losses do, through mmseg's ``weight_reduce_loss``; they
+are registered in mmengine's root ``MODELS``, so MMPretrain heads build them
+from configs without ``mmnpe.cls`` importing ``mmnpe.seg``.
 """
 from typing import Optional, Sequence, Union
 

@@ -282,7 +282,8 @@ def test_cli_error_without_pems(cls_npe, cls_ce, monkeypatch):
         sys, 'argv',
         ['prior_recovery.py', cls_npe[0], cls_ce[1], '--device', 'cpu'])
     with pytest.raises(
-            ValueError, match='an NPE config needs a checkpoint with its PEMs'):
+            ValueError,
+            match='an NPE config needs a checkpoint with its PEMs'):
         tool['main']()
 
 

@@ -1,9 +1,12 @@
 """Configs and checkpoints the analysis tests share, written as files as a
 user would pass them to the tools."""
 import os.path as osp
+from contextlib import contextmanager
+from typing import Iterator, List
 
 import torch
 from helpers import tiny_runner_cfg
+from mmseg.evaluation import IoUMetric
 
 from mmnpe.analysis import build_train_set, load_config
 from mmnpe.analysis.builder import build_dataloader
@@ -11,6 +14,7 @@ from mmnpe.analysis.builder import build_dataloader
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_NPE = osp.join(REPO, 'configs/demo/npe-la-k1_resnet32_digits-lt.py')
 CLS_CE = osp.join(REPO, 'configs/demo/ce_resnet32_digits-lt.py')
+AREAS = ('intersect', 'union', 'pred', 'label')
 
 
 def write_config(path, cfg: dict) -> str:
@@ -65,3 +69,21 @@ def nearest_mean_classifier(model, config) -> torch.Tensor:
     model.head.fc.weight.data.copy_(mu / s)
     model.head.fc.bias.data.copy_(-(mu * mu).sum(1) / (2 * s))
     return y
+
+
+@contextmanager
+def recorded_iou_totals() -> Iterator[List[tuple]]:
+    """Record the summed areas :class:`IoUMetric` turns into metrics (the
+    first four arguments of its ``total_area_to_metrics``)."""
+    seen: List[tuple] = []
+    original = IoUMetric.total_area_to_metrics
+
+    def record(*args, **kwargs):
+        seen.append(tuple(a.clone() for a in args[:4]))
+        return original(*args, **kwargs)
+
+    IoUMetric.total_area_to_metrics = staticmethod(record)
+    try:
+        yield seen
+    finally:
+        IoUMetric.total_area_to_metrics = staticmethod(original)

@@ -2,7 +2,7 @@
 user would pass them to the tools."""
 import os.path as osp
 from contextlib import contextmanager
-from typing import Iterator, List
+from typing import Iterator, List, Tuple
 
 import torch
 from helpers import tiny_runner_cfg
@@ -69,6 +69,39 @@ def nearest_mean_classifier(model, config) -> torch.Tensor:
     model.head.fc.weight.data.copy_(mu / s)
     model.head.fc.bias.data.copy_(-(mu * mu).sum(1) / (2 * s))
     return y
+
+
+def perturbed_state(model, seed: int = 123) -> dict:
+    """The model's weights with the BN statistics moved away from their
+    initial values, as a trained checkpoint has them (the random decode heads
+    then predict more than one class)."""
+    g = torch.Generator().manual_seed(seed)
+    state = model.state_dict()
+    for key, value in state.items():
+        if key.endswith('running_mean'):
+            state[key] = value + 0.1 * torch.randn(value.shape, generator=g)
+        elif key.endswith('running_var'):
+            state[key] = value * (1 +
+                                  0.5 * torch.rand(value.shape, generator=g))
+    return state
+
+
+@torch.no_grad()
+def separate_evaluation(model, loader, classes) -> Tuple[dict, dict]:
+    """What a test run (``tools/test.py``'s TestLoop) computes with the
+    model as it is: ``test_step`` per batch, mmseg's :class:`IoUMetric` fed
+    as the Evaluator feeds it. Returns the summed areas the metric computes
+    its values from (recorded from its ``compute_metrics``) and the metrics
+    it returns."""
+    metric = IoUMetric(iou_metrics=['mIoU', 'mDice'])
+    metric.dataset_meta = dict(classes=list(classes))
+    for batch in loader:
+        outputs = model.test_step(batch)
+        metric.process(batch, [o.to_dict() for o in outputs])
+    with recorded_iou_totals() as totals:
+        metrics = metric.compute_metrics(metric.results)
+    assert len(totals) == 1
+    return dict(zip(AREAS, totals[0])), metrics
 
 
 @contextmanager

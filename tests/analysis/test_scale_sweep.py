@@ -407,3 +407,40 @@ def test_seg_state_refuses_areas_of_another_shape_or_dtype(areas):
             match=r'areas must be a float32 tensor of shape '
             r'\(1, 4, 3\)'):
         state.add_areas(areas)
+
+
+class _BareSegmentor(torch.nn.Module):
+    """The prior-correction interface without mmnpe's decode path."""
+
+    test_cfg = dict(mode='whole')
+    align_corners = False
+    scale_factor = 1.0
+
+    def __init__(self, decode_head):
+        super().__init__()
+        self.decode_head = decode_head
+
+    def extract_feat(self, inputs):
+        return [inputs]
+
+    def estimate_prior(self, x):
+        return torch.zeros_like(x[0])
+
+
+class _TupleHead(torch.nn.Module):
+
+    def forward(self, x):
+        return x[0], x[0]
+
+
+@pytest.mark.parametrize('head, message', [
+    (torch.nn.ModuleList([_TupleHead(), _TupleHead()]),
+     r'has a cascade of 2 decode heads but no _decode_logits\(\)'),
+    (_TupleHead(), r'_TupleHead.forward\(\) of _BareSegmentor must return '
+     r'the logits \(N, C, h, w\), got a tuple'),
+])
+def test_decode_path_the_tools_cannot_read_is_a_clear_error(head, message):
+    model = _BareSegmentor(head)
+    sample = SegDataSample(metainfo=dict(ori_shape=(4, 4), img_shape=(4, 4)))
+    with pytest.raises(TypeError, match=message):
+        seg_logits_and_estimate(model, torch.zeros(1, 3, 4, 4), [sample])

@@ -10,8 +10,9 @@ first output of DANet's / EncNet's heads; the decode head's output for any
 other model) or the head's output at ``scale_factor = 0``
 (classification). NPE-LA (``NPEEncoderDecoder``,
 ``NPECascadeEncoderDecoder``, ``NPEClsHead``) and the post-hoc logit
-adjustment (``LogitAdjustEncoderDecoder``, ``LogitAdjustClsHead``) share
-it, so every tool works on all of them.
+adjustment (``LogitAdjustEncoderDecoder``,
+``LogitAdjustCascadeEncoderDecoder``, ``LogitAdjustClsHead``) share it, so
+every tool works on all of them.
 """
 from contextlib import contextmanager
 from typing import Iterator, Tuple

@@ -57,7 +57,8 @@ def _decode_path(model: nn.Module,
         raise TypeError(
             f'{type(model).__name__} has a cascade of {len(head)} decode '
             'heads but no _decode_logits() / _final_decode_head() saying '
-            'which logits it predicts from; use NPECascadeEncoderDecoder')
+            'which logits it predicts from; use NPECascadeEncoderDecoder or '
+            'LogitAdjustCascadeEncoderDecoder')
     z = head.forward(x)
     if not isinstance(z, Tensor):
         raise TypeError(

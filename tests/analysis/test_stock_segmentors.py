@@ -1,6 +1,6 @@
 """The analysis tools on mmseg's own segmentors whose decode path is not a
 plain ``decode_head.forward()``: OCRNet (a cascade, ``decode_head`` a
-``ModuleList``), DANet and EncNet (heads whose
+``ModuleList``; NPE-LA and post-hoc LA), DANet and EncNet (heads whose
 ``forward`` returns a tuple). Each is its stock config (``mmseg::``), shrunk
 for the CPU, with the mmnpe segmentor type on top, on the synthetic set.
 
@@ -48,11 +48,13 @@ CASES = {
     'OCRNet-NPECascade': (OCRNET, 'NPECascadeEncoderDecoder'),
     'DANet-NPE': (DANET, 'NPEEncoderDecoder'),
     'EncNet-NPE': (ENCNET, 'NPEEncoderDecoder'),
+    'OCRNet-LogitAdjustCascade': (OCRNET, 'LogitAdjustCascadeEncoderDecoder'),
 }
 # The mmnpe keys of each segmentor, which its stock twin does not have.
 OWN_KEYS = dict(
     NPECascadeEncoderDecoder=('pem_head', 'scale_factor'),
-    NPEEncoderDecoder=('pem_head', 'scale_factor'))
+    NPEEncoderDecoder=('pem_head', 'scale_factor'),
+    LogitAdjustCascadeEncoderDecoder=('class_counts', 'tau'))
 
 
 @pytest.fixture(autouse=True)

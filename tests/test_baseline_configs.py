@@ -7,12 +7,16 @@ import copy
 import glob
 import json
 import os.path as osp
+import re
 import types
 
 import mmcv
+import mmseg
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
+import yaml
 from helpers import random_seg_batch
 from mmengine.config import Config
 from mmengine.model.utils import revert_sync_batchnorm
@@ -131,6 +135,8 @@ def prepare(path, tmp_path, synthetic_root):
 def test_baseline_config_runs_one_iteration(path, tmp_path, synthetic_root):
     cfg, model, counts, hooks, runner = prepare(path, tmp_path, synthetic_root)
     head = model.decode_head
+    if isinstance(head, nn.ModuleList):  # a cascade predicts with its last
+        head = head[-1]
     assert counts['classes'] == list(
         runner.train_dataloader.dataset.metainfo['classes'])
     assert len(counts['counts']) == head.num_classes
@@ -176,13 +182,41 @@ def test_baseline_config_runs_one_iteration(path, tmp_path, synthetic_root):
     'path', [c for c in CONFIGS if 'la-posthoc' in c], ids=_id)
 def test_posthoc_configs_load_the_stock_checkpoint_and_take_tau(path):
     cfg = Config.fromfile(path)
-    assert cfg.model.type == 'LogitAdjustEncoderDecoder'
+    assert cfg.model.type == ('LogitAdjustCascadeEncoderDecoder'
+                              if cfg.model.get('num_stages') else
+                              'LogitAdjustEncoderDecoder')
     assert cfg.load_from.startswith('https://download.openmmlab.com/')
     assert cfg.custom_imports.imports == ['mmnpe']
     tau = float(osp.splitext(osp.basename(path))[0].rsplit('_t', 1)[1])
     assert cfg.model.tau == tau
     cfg.merge_from_dict({'model.tau': 0.5})  # --cfg-options model.tau=0.5
     assert cfg.model.tau == 0.5
+
+
+@pytest.mark.parametrize(
+    'path', [c for c in CONFIGS if 'ocrnet' in osp.basename(c)], ids=_id)
+def test_cascade_posthoc_config_loads_the_base_configs_model_zoo_weights(path):
+    """OCRNet's post-hoc LA config: the cascade segmentor on the stock
+    config, with the checkpoint mmseg's model zoo lists for that config."""
+    with open(path) as f:
+        base = re.search(r"_base_ = 'mmseg::(.+)'", f.read()).group(1)
+    mim = osp.join(osp.dirname(mmseg.__file__), '.mim')
+    with open(osp.join(mim, 'configs', osp.dirname(base),
+                       'metafile.yaml')) as f:
+        zoo = yaml.safe_load(f)['Models']
+    weights = [m['Weights'] for m in zoo if m['Config'] == f'configs/{base}']
+    cfg = Config.fromfile(path)
+    assert cfg.load_from in weights
+    init_default_scope('mmseg')
+    model_cfg = copy.deepcopy(cfg.model)
+    # The counts JSON the config names is written by the counting tool.
+    model_cfg.class_counts = [1.0] * 150
+    model = MODELS.build(model_cfg)
+    assert type(model).__name__ == 'LogitAdjustCascadeEncoderDecoder'
+    assert isinstance(model.decode_head, nn.ModuleList)
+    assert [type(h).__name__
+            for h in model.decode_head] == ['FCNHead', 'OCRHead']
+    assert model.tau == 1.0
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,15 @@ A segmentor (an mmseg ``EncoderDecoder``) exposes ``scale_factor`` and
 ``estimate_prior(feats) -> eta`` ((N, C, h, w), or broadcastable
 (N, C, 1, 1)); a classifier's head exposes ``scale_factor`` and
 ``estimate_prior(pre_logits) -> eta`` ((N, C)). Adjusted logits are
-``z - scale_factor * eta``, where ``z`` is the decode head's output
-(segmentation) or the head's output at ``scale_factor = 0``
-(classification). NPE-LA (``NPEEncoderDecoder``, ``NPEClsHead``) and the
-post-hoc logit adjustment share it, so every tool works on both.
+``z - scale_factor * eta``, where ``z`` is what the segmentor predicts from
+(its decode path ``_decode_logits()``: the last stage of a cascade, the
+first output of DANet's / EncNet's heads; the decode head's output for any
+other model) or the head's output at ``scale_factor = 0``
+(classification). NPE-LA (``NPEEncoderDecoder``,
+``NPECascadeEncoderDecoder``, ``NPEClsHead``) and the post-hoc logit
+adjustment (``LogitAdjustEncoderDecoder``,
+``LogitAdjustCascadeEncoderDecoder``, ``LogitAdjustClsHead``) share it, so
+every tool works on all of them.
 """
 from contextlib import contextmanager
 from typing import Iterator, Tuple

@@ -22,7 +22,7 @@ from .builder import (build_dataloader, build_model, build_train_set,
                       check_num_samples, classification_train_counts,
                       load_config, sample_subset)
 from .interface import prior_correction
-from .seg_maps import seg_batch
+from .seg_maps import final_decode_head, seg_batch
 from .stats import prior_recovery_stats
 
 
@@ -149,8 +149,8 @@ def prior_recovery(config,
     loader = build_dataloader(loader_cfg, dataset=subset)
     classes = list(dataset.metainfo['classes'])
     num_classes = len(classes)
-    ignore_index = getattr(
-        getattr(model, 'decode_head', None), 'ignore_index', 255)
+    ignore_index = (
+        final_decode_head(model).ignore_index if task == 'seg' else 255)
     acc = collect_estimates(model, loader, num_classes, ignore_index, progress)
 
     if task == 'cls':

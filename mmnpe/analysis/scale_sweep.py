@@ -6,8 +6,9 @@ metric state of every scale factor ``s`` (predictions from
 ``z - s * eta``) is accumulated side by side:
 
 - segmentation: per class the intersection, union, predicted and labelled
-  areas of mmseg's :class:`IoUMetric`, turned into mIoU / mDice / mAcc by
-  its own ``total_area_to_metrics``;
+  areas of mmseg's :class:`IoUMetric`, per image in float32 and summed image
+  by image in float32 as the metric sums them (:class:`SegSweepState`),
+  turned into mIoU / mDice / mAcc by its own ``total_area_to_metrics``;
 - classification: correct and total samples per true class, turned into
   top-1, balanced and Many / Medium / Few accuracy by
   :meth:`LongTailAccuracy.summarize`.
@@ -34,6 +35,7 @@ from .interface import prior_correction, scale_factor_set
 from .seg_maps import seg_batch
 
 SEG_METRICS = ('mIoU', 'mDice', 'mAcc', 'aAcc')
+AREA_KEYS = ('intersect', 'union', 'pred', 'label')
 CLS_METRICS = ('top1', 'balanced', 'many', 'medium', 'few')
 
 
@@ -64,13 +66,54 @@ def check_scales(scales: Sequence[float], name: str = 'scales') -> List[float]:
     return out
 
 
+def image_areas(confusion: Tensor) -> Tensor:
+    """One image's areas per scale, as ``IoUMetric.intersect_and_union``
+    computes them from its prediction.
+
+    Args:
+        confusion (Tensor): (S, C + 1, C) int64 pixel counts per scale, row
+            true class (row C: labels outside [0, C) that are not ignored),
+            column predicted class.
+
+    Returns:
+        Tensor: (S, 4, C) float32: ``intersect``, ``union``, ``pred`` and
+        ``label``; the union is ``pred + label - intersect`` in float32, as
+        the metric computes it.
+    """
+    c = confusion.shape[-1]
+    diag = torch.arange(c, device=confusion.device)
+    intersect = confusion[:, diag, diag].float()
+    pred = confusion.sum(dim=1).float()
+    label = confusion[:, :c].sum(dim=2).float()
+    union = pred + label - intersect
+    return torch.stack([intersect, union, pred, label], dim=1)
+
+
 class SegSweepState:
-    """Per scale factor, the confusion counts of mmseg's IoU metric.
+    """Per scale factor, the four per-class areas of mmseg's IoU metric,
+    summed as :class:`IoUMetric` sums them.
+
+    ``IoUMetric`` holds each image's areas as float32 (``intersect_and_union``
+    histograms) and adds them image by image in float32 (``compute_metrics``:
+    ``sum`` over the per-image results, in the order the images came). Past
+    2**24 pixels of a class in the running total float32 cannot hold every
+    integer, so that sum rounds (ADE20K's commonest classes get there). The
+    state does the same arithmetic: per image the confusion of every scale
+    is counted exactly (one ``bincount``), that image's areas are turned into
+    float32 (union as ``pred + label - intersect`` in float32) and added to
+    float32 totals, image after image. Given the images in the order of the
+    data loader (as :func:`sweep_segmentor` gives them), each scale's areas
+    are those of ``tools/test.py`` bit for bit, rounding included.
 
     Args:
         scales (Sequence[float]): Scale factors, (S,).
         num_classes (int): C.
         ignore_index (int): Label ignored by the metric. Defaults to 255.
+
+    Attributes:
+        totals (Tensor): (S, 4, C) float32, per scale the summed
+            ``intersect``, ``union``, ``pred`` and ``label`` areas.
+        num_images (int): Images added so far.
     """
 
     def __init__(self,
@@ -80,10 +123,9 @@ class SegSweepState:
         self.scales = check_scales(scales)
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        # Row C collects labels outside [0, C) that are not ignored: their
-        # predictions count in the predicted area, as with IoUMetric.
-        self.confusion = torch.zeros(
-            len(self.scales), num_classes + 1, num_classes, dtype=torch.int64)
+        self.totals = torch.zeros(
+            len(self.scales), len(AREA_KEYS), num_classes, dtype=torch.float32)
+        self.num_images = 0
 
     def update(self, z: Tensor, eta: Tensor, label: Tensor) -> None:
         """Add one image: logits and estimate (C, H, W), label (H, W)."""
@@ -97,6 +139,8 @@ class SegSweepState:
         label = label.to(z.device).long()
         valid = label != self.ignore_index
         label = label[valid]
+        # Row C collects labels outside [0, C) that are not ignored: their
+        # predictions count in the predicted area, as with IoUMetric.
         label = torch.where((label >= 0) & (label < c), label,
                             torch.full_like(label, c))
         z, eta = z[:, valid], eta[:, valid]
@@ -118,21 +162,29 @@ class SegSweepState:
         counts = torch.bincount(
             (offset + (label * c) + pred).reshape(-1),
             minlength=len(self.scales) * (c + 1) * c)
-        self.confusion += counts.view(-1, c + 1, c).cpu()
+        self.add_areas(image_areas(counts.view(-1, c + 1, c).cpu()))
+
+    def add_areas(self, areas: Tensor) -> None:
+        """Add one image's areas, (S, 4, C) float32 (``intersect``,
+        ``union``, ``pred``, ``label`` per scale, as
+        ``IoUMetric.intersect_and_union`` gives them), to the totals in
+        float32, as ``IoUMetric.compute_metrics`` adds the next image."""
+        shape = (len(self.scales), len(AREA_KEYS), self.num_classes)
+        if tuple(areas.shape) != shape or areas.dtype != torch.float32:
+            raise ValueError(
+                f'areas must be a float32 tensor of shape {shape} (scales, '
+                f'{"/".join(AREA_KEYS)}, classes), got {areas.dtype} of '
+                f'shape {tuple(areas.shape)}')
+        self.totals += areas.cpu()
+        self.num_images += 1
 
     def areas(self, index: int) -> Dict[str, Tensor]:
-        """IoUMetric's four per-class areas of scale ``index``, float32 as
-        mmseg holds them (exact up to 2**24 pixels per class)."""
-        conf = self.confusion[index]
-        c = self.num_classes
-        intersect = conf[torch.arange(c), torch.arange(c)]
-        pred = conf.sum(dim=0)
-        label = conf[:c].sum(dim=1)
-        return dict(
-            intersect=intersect.float(),
-            union=(pred + label - intersect).float(),
-            pred=pred.float(),
-            label=label.float())
+        """IoUMetric's four summed per-class areas of scale ``index``, (C,)
+        float32 each, as its ``compute_metrics`` holds them."""
+        return {
+            key: self.totals[index, i].clone()
+            for i, key in enumerate(AREA_KEYS)
+        }
 
     def metrics(self,
                 nan_to_num: Optional[int] = None,

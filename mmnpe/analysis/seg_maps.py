@@ -6,6 +6,11 @@ stock segmentor predicts from and ``z - s * eta`` is, up to float rounding,
 what the prior-corrected one predicts from at scale factor ``s``: every
 step after the decode head (bilinear resizes, averaging of overlapping
 crops, padding crop, flip) is linear, so it commutes with the correction.
+
+The logits come from the segmentor's own decode path
+(:meth:`PriorAdjustedEncoderDecoder._decode_logits` and
+``_final_decode_head``): the stages of a cascade (OCRNet), the first output
+of DANet's and EncNet's heads, exactly as the segmentor predicts from them.
 """
 from typing import List, Sequence, Tuple
 
@@ -35,16 +40,54 @@ def _eta_like(eta: Tensor, z: Tensor, align_corners: bool) -> Tensor:
     return eta.expand_as(z)
 
 
+def _decode_path(model: nn.Module,
+                 x: Sequence[Tensor]) -> Tuple[Tensor, nn.Module]:
+    """The decode-head logits (N, C, h, w) of the features ``x`` and the head
+    that resizes them (``predict_by_feat``), as the segmentor predicts.
+
+    mmnpe's segmentors name their decode path (``_decode_logits``,
+    ``_final_decode_head``); another model with the prior-correction
+    interface must have a single head whose ``forward`` gives the logits.
+    """
+    if hasattr(model, '_decode_logits') and hasattr(model,
+                                                    '_final_decode_head'):
+        return model._decode_logits(x), model._final_decode_head()
+    head = model.decode_head
+    if isinstance(head, nn.ModuleList):
+        raise TypeError(
+            f'{type(model).__name__} has a cascade of {len(head)} decode '
+            'heads but no _decode_logits() / _final_decode_head() saying '
+            'which logits it predicts from; use NPECascadeEncoderDecoder or '
+            'LogitAdjustCascadeEncoderDecoder')
+    z = head.forward(x)
+    if not isinstance(z, Tensor):
+        raise TypeError(
+            f'{type(head).__name__}.forward() of {type(model).__name__} '
+            'must return the logits (N, C, h, w), got a '
+            f'{type(z).__name__}; give the model a _decode_logits() that '
+            'picks them (as PriorAdjustedEncoderDecoder does)')
+    return z, head
+
+
+def final_decode_head(model: nn.Module) -> nn.Module:
+    """The decode head a segmentor predicts with (the last stage of a
+    cascade)."""
+    if hasattr(model, '_final_decode_head'):
+        return model._final_decode_head()
+    head = model.decode_head
+    return head[-1] if isinstance(head, nn.ModuleList) else head
+
+
 def _crop_maps(model: nn.Module, inputs: Tensor,
                batch_img_metas: List[dict]) -> Tuple[Tensor, Tensor]:
     """Logits and estimate of one (crop of a) batch at its input size."""
     x = model.extract_feat(inputs)
-    z = model.decode_head.forward(x)
+    z, head = _decode_path(model, x)
     eta = _eta_like(model.estimate_prior(x), z, model.align_corners)
     # Resized apart: torch's bilinear kernel rounds differently for another
     # channel count, and z must stay bit-identical to the stock logits.
-    return (model.decode_head.predict_by_feat(z, batch_img_metas),
-            model.decode_head.predict_by_feat(eta, batch_img_metas))
+    return (head.predict_by_feat(z, batch_img_metas),
+            head.predict_by_feat(eta, batch_img_metas))
 
 
 def _slide_maps(model: nn.Module, inputs: Tensor,

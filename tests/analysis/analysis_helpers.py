@@ -1,9 +1,12 @@
 """Configs and checkpoints the analysis tests share, written as files as a
 user would pass them to the tools."""
 import os.path as osp
+from contextlib import contextmanager
+from typing import Iterator, List, Tuple
 
 import torch
 from helpers import tiny_runner_cfg
+from mmseg.evaluation import IoUMetric
 
 from mmnpe.analysis import build_train_set, load_config
 from mmnpe.analysis.builder import build_dataloader
@@ -11,6 +14,7 @@ from mmnpe.analysis.builder import build_dataloader
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_NPE = osp.join(REPO, 'configs/demo/npe-la-k1_resnet32_digits-lt.py')
 CLS_CE = osp.join(REPO, 'configs/demo/ce_resnet32_digits-lt.py')
+AREAS = ('intersect', 'union', 'pred', 'label')
 
 
 def write_config(path, cfg: dict) -> str:
@@ -65,3 +69,54 @@ def nearest_mean_classifier(model, config) -> torch.Tensor:
     model.head.fc.weight.data.copy_(mu / s)
     model.head.fc.bias.data.copy_(-(mu * mu).sum(1) / (2 * s))
     return y
+
+
+def perturbed_state(model, seed: int = 123) -> dict:
+    """The model's weights with the BN statistics moved away from their
+    initial values, as a trained checkpoint has them (the random decode heads
+    then predict more than one class)."""
+    g = torch.Generator().manual_seed(seed)
+    state = model.state_dict()
+    for key, value in state.items():
+        if key.endswith('running_mean'):
+            state[key] = value + 0.1 * torch.randn(value.shape, generator=g)
+        elif key.endswith('running_var'):
+            state[key] = value * (1 +
+                                  0.5 * torch.rand(value.shape, generator=g))
+    return state
+
+
+@torch.no_grad()
+def separate_evaluation(model, loader, classes) -> Tuple[dict, dict]:
+    """What a test run (``tools/test.py``'s TestLoop) computes with the
+    model as it is: ``test_step`` per batch, mmseg's :class:`IoUMetric` fed
+    as the Evaluator feeds it. Returns the summed areas the metric computes
+    its values from (recorded from its ``compute_metrics``) and the metrics
+    it returns."""
+    metric = IoUMetric(iou_metrics=['mIoU', 'mDice'])
+    metric.dataset_meta = dict(classes=list(classes))
+    for batch in loader:
+        outputs = model.test_step(batch)
+        metric.process(batch, [o.to_dict() for o in outputs])
+    with recorded_iou_totals() as totals:
+        metrics = metric.compute_metrics(metric.results)
+    assert len(totals) == 1
+    return dict(zip(AREAS, totals[0])), metrics
+
+
+@contextmanager
+def recorded_iou_totals() -> Iterator[List[tuple]]:
+    """Record the summed areas :class:`IoUMetric` turns into metrics (the
+    first four arguments of its ``total_area_to_metrics``)."""
+    seen: List[tuple] = []
+    original = IoUMetric.total_area_to_metrics
+
+    def record(*args, **kwargs):
+        seen.append(tuple(a.clone() for a in args[:4]))
+        return original(*args, **kwargs)
+
+    IoUMetric.total_area_to_metrics = staticmethod(record)
+    try:
+        yield seen
+    finally:
+        IoUMetric.total_area_to_metrics = staticmethod(original)

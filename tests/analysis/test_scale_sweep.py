@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from analysis_helpers import REPO
+from analysis_helpers import AREAS, REPO, recorded_iou_totals
 from helpers import tiny_segmentor_cfg
 from mmengine.runner import Runner
 from mmseg.evaluation import IoUMetric
@@ -309,3 +309,138 @@ def test_cli_bad_scale_list_names_the_flag(seg_npe, monkeypatch, capsys,
         tool['main']()
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def _big_image(size, class0, flip):
+    """Logits (2, H, W) predicting class 0 everywhere, an estimate turning
+    the first ``flip`` pixels to class 1 at scale 1 (so the prediction at
+    scale 1), and a label with ``class0`` pixels of class 0, the rest class
+    1, the last one ignored."""
+    h, w = size
+    z = torch.zeros(2, h, w)
+    z[0] = 1.0
+    eta = torch.zeros(2, h, w)
+    eta[0].view(-1)[:flip] = 2.0
+    pred = torch.zeros(h, w, dtype=torch.long)
+    pred.view(-1)[:flip] = 1
+    label = torch.ones(h, w, dtype=torch.long)
+    label.view(-1)[:class0] = 0
+    label.view(-1)[-1] = 255
+    return z, eta, pred, label
+
+
+def test_seg_state_sums_float32_areas_as_iou_metric_does():
+    """Past 2**24 pixels of a class IoUMetric's float32 running sum rounds;
+    the state's areas (and metrics) are the metric's, not the exact
+    counts."""
+    # Class-0 label areas 2**23 + 1, 2**23 and 1: the running float32 sum
+    # is 2**24 (2**24 + 1 rounds to even), the exact count 2**24 + 2.
+    big = (2896, 2897)  # 8,389,712 pixels
+    images = [
+        _big_image(big, 2**23 + 1, 3000000),
+        _big_image(big, 2**23, 5000000),
+        _big_image((1, 3), 1, 2),
+    ]
+    state = SegSweepState([1.0], num_classes=2, ignore_index=255)
+    results = []
+    exact = torch.zeros(4, 2, dtype=torch.int64)
+    for z, eta, pred, label in images:
+        state.update(z, eta, label)
+        res = IoUMetric.intersect_and_union(pred, label, 2, 255)
+        results.append(res)
+        # Each image's own areas are exact integers (< 2**24).
+        exact += torch.stack(res).long()
+    assert state.num_images == 3
+    metric = IoUMetric(iou_metrics=['mIoU', 'mDice'])
+    metric.dataset_meta = dict(classes=['a', 'b'])
+    with recorded_iou_totals() as totals:
+        expected = metric.compute_metrics(results)
+    for key, value in zip(AREAS, totals[0]):
+        assert torch.equal(state.areas(0)[key], value), key
+    mine = state.metrics()[0]
+    for key in ('mIoU', 'mDice', 'mAcc', 'aAcc'):
+        assert mine[key] == float(expected[key]), key
+    # Not vacuous: the exact counts, turned into float32 once, differ.
+    assert exact[AREAS.index('label'), 0] == 2**24 + 2
+    assert state.areas(0)['label'][0] == 2**24
+    assert not torch.equal(state.totals[0], exact.float())
+
+
+def test_seg_state_adds_per_image_areas_in_float32_order():
+    """The accumulation alone, on per-image areas as IoUMetric holds them:
+    the totals are compute_metrics' sums over the same results."""
+    per_image = [
+        [2.0**24 - 1, 3.0, 5.0],
+        [1.0, 2.0**23 + 1, 7.0],
+        [1.0, 2.0**23, 2.0**24 - 3],
+        [1.0, 1.0, 1.0],
+    ]
+    results = []
+    state = SegSweepState([0.0], num_classes=3)
+    for i, row in enumerate(per_image):
+        label = torch.tensor(row)
+        inter = (label / 2).floor()
+        pred = inter + i
+        res = (inter, pred + label - inter, pred, label)
+        results.append(res)
+        state.add_areas(torch.stack(res).unsqueeze(0))
+    metric = IoUMetric(iou_metrics=['mIoU'])
+    metric.dataset_meta = dict(classes=['a', 'b', 'c'])
+    with recorded_iou_totals() as totals:
+        metric.compute_metrics(results)
+    for key, value in zip(AREAS, totals[0]):
+        assert torch.equal(state.areas(0)[key], value), key
+    exact = torch.tensor(per_image, dtype=torch.float64).sum(0)
+    assert not torch.equal(state.areas(0)['label'].double(), exact)
+
+
+@pytest.mark.parametrize('areas', [
+    torch.zeros(2, 4, 3),
+    torch.zeros(1, 4, 2),
+    torch.zeros(1, 3, 3),
+    torch.zeros(1, 4, 3, dtype=torch.float64),
+])
+def test_seg_state_refuses_areas_of_another_shape_or_dtype(areas):
+    state = SegSweepState([0.5], num_classes=3)
+    with pytest.raises(
+            ValueError,
+            match=r'areas must be a float32 tensor of shape '
+            r'\(1, 4, 3\)'):
+        state.add_areas(areas)
+
+
+class _BareSegmentor(torch.nn.Module):
+    """The prior-correction interface without mmnpe's decode path."""
+
+    test_cfg = dict(mode='whole')
+    align_corners = False
+    scale_factor = 1.0
+
+    def __init__(self, decode_head):
+        super().__init__()
+        self.decode_head = decode_head
+
+    def extract_feat(self, inputs):
+        return [inputs]
+
+    def estimate_prior(self, x):
+        return torch.zeros_like(x[0])
+
+
+class _TupleHead(torch.nn.Module):
+
+    def forward(self, x):
+        return x[0], x[0]
+
+
+@pytest.mark.parametrize('head, message', [
+    (torch.nn.ModuleList([_TupleHead(), _TupleHead()]),
+     r'has a cascade of 2 decode heads but no _decode_logits\(\)'),
+    (_TupleHead(), r'_TupleHead.forward\(\) of _BareSegmentor must return '
+     r'the logits \(N, C, h, w\), got a tuple'),
+])
+def test_decode_path_the_tools_cannot_read_is_a_clear_error(head, message):
+    model = _BareSegmentor(head)
+    sample = SegDataSample(metainfo=dict(ori_shape=(4, 4), img_shape=(4, 4)))
+    with pytest.raises(TypeError, match=message):
+        seg_logits_and_estimate(model, torch.zeros(1, 3, 4, 4), [sample])

@@ -20,9 +20,6 @@ LRASPP) that
 Heads that cannot carry a PEM are refused when the model is built, before
 the backbone is, naming the head.
 """
-import os.path as osp
-
-import mmseg
 import pytest
 import torch
 import torch.nn as nn
@@ -30,20 +27,11 @@ from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+from stock_config_helpers import (DANET, ENCNET, OCRNET, R18, R18_HEADS,
+                                  shrink, stock_config)
 
-MIM = osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs')
 SIZE = 32
 
-# Shrinks (dotted keys, as --cfg-options): ResNet-50 -> 18 as mmseg's r18
-# configs do (stage widths / 4), and narrower heads.
-R18 = {'model.backbone.depth': 18}
-R18_HEADS = dict(
-    R18, **{
-        'model.decode_head.in_channels': 512,
-        'model.decode_head.channels': 64,
-        'model.auxiliary_head.in_channels': 256,
-        'model.auxiliary_head.channels': 32,
-    })
 SMALL_VIT = {
     'model.backbone.img_size': (SIZE, SIZE),
     'model.backbone.embed_dims': 64,
@@ -84,21 +72,12 @@ SUPPORTED = {
              'NPEEncoderDecoder', dict(in_channels=512, in_index=3), {
                  'model.decode_head.channels': 128
              }, 512),
-    'DA (DANet)': ('danet/danet_r50-d8_4xb4-80k_ade20k-512x512.py',
-                   'NPEEncoderDecoder', dict(in_channels=2048,
-                                             in_index=3), R18_HEADS, 512),
-    'Enc (EncNet)': ('encnet/encnet_r50-d8_4xb2-40k_cityscapes-512x1024.py',
-                     'NPEEncoderDecoder', dict(in_channels=2048, in_index=3),
-                     dict(R18_HEADS,
-                          **{'model.decode_head.in_channels': [128, 256,
-                                                               512]}), 512),
-    'OCR (OCRNet, cascade)':
-    ('ocrnet/ocrnet_hr18s_4xb4-80k_ade20k-512x512.py',
-     'NPECascadeEncoderDecoder',
-     dict(
-         in_channels=[18, 36, 72, 144],
-         in_index=(0, 1, 2, 3),
-         input_transform='resize_concat'), {}, [18, 36, 72, 144]),
+    'DA (DANet)': (DANET[0], 'NPEEncoderDecoder',
+                   dict(in_channels=2048, in_index=3), DANET[1], 512),
+    'Enc (EncNet)': (ENCNET[0], 'NPEEncoderDecoder',
+                     dict(in_channels=2048, in_index=3), ENCNET[1], 512),
+    'OCR (OCRNet, cascade)': (OCRNET[0], 'NPECascadeEncoderDecoder', OCRNET[2],
+                              OCRNET[1], [18, 36, 72, 144]),
     'Segformer': ('segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py',
                   'NPEEncoderDecoder', dict(in_channels=256,
                                             in_index=3), {}, 256),
@@ -220,12 +199,6 @@ def npe_config(tmp_path, stock, seg_type, pem, num_classes):
     return Config.fromfile(str(path))
 
 
-def stock_config(stock):
-    # Mask2Former's config imports mmdet, which is not installed here; the
-    # NPE config's custom_imports replaces that list.
-    return Config.fromfile(osp.join(MIM, stock), import_custom_modules=False)
-
-
 def num_classes_of(cfg):
     head = cfg.model.decode_head
     if isinstance(head, list):
@@ -233,15 +206,6 @@ def num_classes_of(cfg):
     if 'num_classes' not in head:  # K-Net
         head = head.kernel_generate_head
     return head.num_classes
-
-
-def shrink(cfg, options):
-    """Test-only: small backbone, no pretrained weights anywhere."""
-    cfg.model.pretrained = None
-    cfg.model.backbone.init_cfg = None
-    cfg.model.backbone.pop('pretrained', None)
-    cfg.merge_from_dict(options, allow_list_keys=True)
-    return cfg
 
 
 def metas(size, n=2):

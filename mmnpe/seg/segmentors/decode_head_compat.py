@@ -11,7 +11,7 @@ is built: otherwise a PEM trains for a whole schedule and the model fails (or
 silently predicts something else) at the first validation.
 """
 import inspect
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from mmseg.models.decode_heads import DAHead, EncHead
 from mmseg.models.decode_heads.cascade_decode_head import BaseCascadeDecodeHead
@@ -22,6 +22,11 @@ from mmseg.registry import MODELS
 # its first element (DANet's ``pam_cam`` output, EncNet's logits beside the
 # SE-loss vector).
 FIRST_OUTPUT_PREDICTS = (DAHead.predict, EncHead.predict)
+
+# (plain, cascade) registered names of a segmentor family, for the errors
+# that point from one to the other.
+SegmentorTypes = Tuple[str, str]
+NPE_TYPES: SegmentorTypes = ('NPEEncoderDecoder', 'NPECascadeEncoderDecoder')
 
 # Heads that pass every structural test but still cannot carry a PEM.
 _REFUSED_BY_NAME: Dict[str, str] = {
@@ -67,12 +72,17 @@ def _refuse(where: str, cls: type, why: str) -> TypeError:
                      'the heads that can.')
 
 
-def check_plain_decode_head(cfg, where: str = 'decode_head') -> None:
+def check_plain_decode_head(cfg,
+                            where: str = 'decode_head',
+                            types: SegmentorTypes = NPE_TYPES) -> None:
     """Refuse a decode head whose per-class logits NPE-LA cannot correct.
 
     Args:
         cfg (dict): The decode head config (``type`` and its arguments).
         where (str): How the error names the head's place in the config.
+        types (tuple[str, str]): The segmentor's registered name and that of
+            its cascade twin, which the errors point to. Defaults to
+            ``('NPEEncoderDecoder', 'NPECascadeEncoderDecoder')``.
 
     Raises:
         TypeError: The head is not a :class:`BaseDecodeHead`, is a cascade
@@ -80,11 +90,12 @@ def check_plain_decode_head(cfg, where: str = 'decode_head') -> None:
             ``predict`` that is not ``predict_by_feat(forward(x))``, or is
             one of the heads refused by name (DDRNet, PIDNet, VPD).
     """
+    plain, cascade = types
     if isinstance(cfg, (list, tuple)):
         raise TypeError(
             f'{where} is a list of {len(cfg)} heads (a cascade segmentor, '
-            "e.g. OCRNet or PointRend): use type='NPECascadeEncoderDecoder' "
-            'and keep num_stages, instead of NPEEncoderDecoder')
+            f"e.g. OCRNet or PointRend): use type='{cascade}' and keep "
+            f'num_stages, instead of {plain}')
     cls = _head_class(cfg)
     if cls is None:
         return
@@ -98,7 +109,7 @@ def check_plain_decode_head(cfg, where: str = 'decode_head') -> None:
         raise _refuse(
             where, cls, 'it is a cascade stage (forward(inputs, '
             'prev_output)); it needs a CascadeEncoderDecoder, and so '
-            "type='NPECascadeEncoderDecoder'")
+            f"type='{cascade}'")
     if cls.__name__ in _REFUSED_BY_NAME:
         raise _refuse(where, cls, _REFUSED_BY_NAME[cls.__name__])
     if _required_args(cls.forward) != 1:
@@ -114,7 +125,9 @@ def check_plain_decode_head(cfg, where: str = 'decode_head') -> None:
             'predicts from')
 
 
-def check_cascade_decode_heads(cfgs, where: str = 'decode_head') -> None:
+def check_cascade_decode_heads(cfgs,
+                               where: str = 'decode_head',
+                               types: SegmentorTypes = NPE_TYPES) -> None:
     """Refuse the stages of a cascade whose logits NPE-LA cannot correct.
 
     Stage 0 must pass :func:`check_plain_decode_head`; every later stage
@@ -126,16 +139,18 @@ def check_cascade_decode_heads(cfgs, where: str = 'decode_head') -> None:
     Args:
         cfgs (list[dict]): The decode head configs, one per stage.
         where (str): How the error names the heads' place in the config.
+        types (tuple[str, str]): As in :func:`check_plain_decode_head`.
 
     Raises:
         TypeError: As above, naming the stage and the head.
     """
+    plain, cascade = types
     if not isinstance(cfgs, (list, tuple)) or len(cfgs) < 2:
         raise TypeError(
-            f'{where} of NPECascadeEncoderDecoder must be a list of >= 2 '
-            'decode heads (one per stage); for a single head use '
-            f"type='NPEEncoderDecoder', got {type(cfgs).__name__}")
-    check_plain_decode_head(cfgs[0], f'{where}[0]')
+            f'{where} of {cascade} must be a list of >= 2 decode heads (one '
+            f"per stage); for a single head use type='{plain}', got "
+            f'{type(cfgs).__name__}')
+    check_plain_decode_head(cfgs[0], f'{where}[0]', types)
     for i, cfg in enumerate(cfgs[1:], start=1):
         cls = _head_class(cfg)
         if cls is None:

@@ -38,6 +38,9 @@ class LogitAdjustEncoderDecoder(ClassCountsMixin, PriorAdjustedEncoderDecoder):
         **kwargs: Arguments of :class:`EncoderDecoder`.
     """
 
+    _segmentor_types = ('LogitAdjustEncoderDecoder',
+                        'LogitAdjustCascadeEncoderDecoder')
+
     def __init__(self,
                  *args,
                  class_counts: CountsArg = None,

@@ -9,7 +9,8 @@ from mmseg.utils import ConfigType, OptSampleList
 from torch import Tensor
 
 from mmnpe.functional import npe_logit_adjust
-from .decode_head_compat import FIRST_OUTPUT_PREDICTS, check_plain_decode_head
+from .decode_head_compat import (FIRST_OUTPUT_PREDICTS, NPE_TYPES,
+                                 SegmentorTypes, check_plain_decode_head)
 
 
 class PriorAdjustedEncoderDecoder(EncoderDecoder):
@@ -21,8 +22,14 @@ class PriorAdjustedEncoderDecoder(EncoderDecoder):
     :class:`NPEEncoderDecoder`, fixed from counts in
     :class:`LogitAdjustEncoderDecoder`) and set ``self.scale_factor``.
 
-    - ``encode_decode(): extract_feat() -> decode_head.forward() -
-      scale_factor * eta -> decode_head.predict_by_feat()``
+    - ``encode_decode(): extract_feat() -> _decode_logits() -
+      scale_factor * eta -> _final_decode_head().predict_by_feat()``
+
+    :meth:`_decode_logits` and :meth:`_final_decode_head` are the decode
+    path: the decode head's ``forward`` (its first output for DANet /
+    EncNet) and the head itself here, the cascade's stages and its last
+    stage with :class:`CascadePriorAdjustedMixin`. The analysis tools
+    (``mmnpe.analysis``) read the logits through the same two methods.
 
     The correction lives in :meth:`encode_decode` (and :meth:`_forward`, for
     ``mode='tensor'``), so whole, slide (crop logits are averaged linearly)
@@ -40,6 +47,9 @@ class PriorAdjustedEncoderDecoder(EncoderDecoder):
     """
 
     scale_factor: float
+    # (plain, cascade) registered names of the segmentor family, which the
+    # decode-head errors point to; post-hoc LA sets its own.
+    _segmentor_types: SegmentorTypes = NPE_TYPES
 
     def __init__(self, *args, **kwargs) -> None:
         # Checked from the config, before the (possibly large) backbone.
@@ -67,7 +77,7 @@ class PriorAdjustedEncoderDecoder(EncoderDecoder):
         self._check_decode_heads(decode_head)
 
     def _check_decode_heads(self, decode_head: ConfigType) -> None:
-        check_plain_decode_head(decode_head)
+        check_plain_decode_head(decode_head, types=self._segmentor_types)
 
     def _final_decode_head(self) -> nn.Module:
         """The head whose logits are predicted from (the last stage of a
@@ -111,7 +121,7 @@ class PriorAdjustedEncoderDecoder(EncoderDecoder):
                       batch_img_metas: List[dict]) -> Tensor:
         """Adjusted logits resized to the input, (N, C, H, W)."""
         x = self.extract_feat(inputs)
-        return self.decode_head.predict_by_feat(
+        return self._final_decode_head().predict_by_feat(
             self._adjusted_logits(x), batch_img_metas)
 
     def _forward(self,

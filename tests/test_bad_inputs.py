@@ -674,6 +674,7 @@ def test_tool_errors_keep_the_frame_where_the_build_failed(tool_outputs):
     assert code != 0
     assert ('The above exception was the direct cause of the following '
             'exception') in out
-    assert re.search(r"KeyError: 'LoadAnnotation is not in the \S+ "
-                     'registry', out), out[-2000:]
+    assert re.search(
+        r"KeyError: 'LoadAnnotation is not in the \S+ "
+        'registry', out), out[-2000:]
     assert 'nearest registered names' in out.splitlines()[-1]

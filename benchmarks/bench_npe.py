@@ -184,7 +184,7 @@ def _seg_models():
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
     cfg = Config.fromfile(
-        osp.join(REPO, 'configs/npe/unet_stare_pem_fcn_s1.py'))
+        osp.join(REPO, 'configs/npe/unet_stare_pem_fcn.py'))
     init_default_scope('mmseg')
     torch.manual_seed(0)
     npe = revert_sync_batchnorm(MODELS.build(cfg.model))

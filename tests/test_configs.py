@@ -120,13 +120,15 @@ def test_npe_configs_are_one_training_per_model_and_its_test_alphas():
     names = {osp.basename(p)[:-3] for p in NPE_CONFIGS}
     want = set(PAPER_ROWS) | {
         f'{base}{TEST_ALPHA}{alpha:g}'
-        for base, alphas in PAPER_ROWS.items() for alpha in alphas
+        for base, alphas in PAPER_ROWS.items()
+        for alpha in alphas
     }
     assert names == want
 
 
-@pytest.mark.parametrize(
-    'base,alpha', [(b, a) for b, alphas in PAPER_ROWS.items() for a in alphas])
+@pytest.mark.parametrize('base,alpha', [(b, a)
+                                        for b, alphas in PAPER_ROWS.items()
+                                        for a in alphas])
 def test_test_alpha_config_is_its_training_config_but_scale_factor(
         base, alpha):
     """A test-alpha config trains nothing of its own: it inherits the
@@ -135,9 +137,8 @@ def test_test_alpha_config_is_its_training_config_but_scale_factor(
     path = osp.join(REPO, 'configs', 'npe', f'{base}{TEST_ALPHA}{alpha:g}.py')
     with open(path) as f:
         source = f.read()
-    header = ' '.join(
-        line[1:].strip() for line in source.splitlines()
-        if line.startswith('#'))
+    header = ' '.join(line[1:].strip() for line in source.splitlines()
+                      if line.startswith('#'))
     assert header.startswith('No training of its own: tests the checkpoint '
                              f'of {base}.py at alpha={alpha:g}'), header
     assert f"_base_ = './{base}.py'" in source
@@ -206,3 +207,39 @@ def test_paper_config_reads_the_real_dataset_layout(tmp_path, name, writer):
         else:  # reduce_zero_label: 0 -> 255, k -> k - 1
             assert labels <= {4, 149, 255}
             assert key == 'train_dataloader' or 4 in labels
+
+
+ALL_CONFIGS = sorted(
+    p for p in glob.glob(
+        osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in osp.relpath(p, REPO).split(osp.sep))
+
+
+def test_all_config_folders_are_covered():
+    folders = {osp.relpath(p, REPO).split(osp.sep)[1] for p in ALL_CONFIGS}
+    assert folders == {'baselines', 'cifar_lt', 'demo', 'npe'}
+    assert len(ALL_CONFIGS) == 170
+
+
+@pytest.mark.parametrize('path', ALL_CONFIGS, ids=_id)
+def test_config_carries_what_the_flags_of_tools_test_need(path):
+    """What the host library's stock configs get from their _base_ files:
+    ``--show`` / ``--show-dir`` switch on default_hooks.visualization, and
+    mmseg's ``--tta`` needs tta_model and tta_pipeline (mmpretrain's
+    tools/test.py, and ours, default to flip TTA)."""
+    cfg = Config.fromfile(path)
+    vis = cfg.default_hooks.visualization
+    if cfg.default_scope == 'mmseg':
+        assert vis.type == 'SegVisualizationHook'
+        assert vis.get('draw', False) is False  # off until --show-dir
+        assert cfg.visualizer.type == 'SegLocalVisualizer'
+        assert cfg.tta_model.type == 'SegTTAModel'
+        steps = [t['type'] for t in cfg.tta_pipeline]
+        assert steps[0] == 'LoadImageFromFile' and 'TestTimeAug' in steps
+    else:
+        assert cfg.default_scope == 'mmpretrain'
+        assert vis.type == 'VisualizationHook'
+        assert vis.enable is False  # off until --show-dir
+        assert cfg.visualizer.type == 'UniversalVisualizer'
+        # The default flip TTA replaces the last test step.
+        assert cfg.test_dataloader.dataset.pipeline[-1].type == 'PackInputs'

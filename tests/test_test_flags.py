@@ -128,14 +128,9 @@ def test_seg_tta_tests_through_seg_tta_model(seg_run, tmp_path):
     assert _logged_model_type(work) == 'SegTTAModel'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason='FrozenBackboneHook looks for the backbone on the SegTTAModel '
-    'wrapper, not on its .module ("none of the default modules ... exists '
-    'in SegTTAModel"): --tta fails on every config with that hook')
 def test_seg_tta_on_the_npe_config_with_its_frozen_backbone_hook(
         seg_run, tmp_path):
+    """FrozenBackboneHook freezes the segmentor inside the TTA model."""
     options, ckpt = seg_run
     work = tmp_path / 'work'
     log = _test_py(SEG_NPE, ckpt, '--work-dir', work, '--tta', '--cfg-options',
@@ -193,11 +188,17 @@ def test_cls_tta_tests_through_average_cls_score_tta(cls_ckpt, tmp_path):
 
 
 def test_cls_show_dir_paints_on_the_npe_config(cls_ckpt, tmp_path):
-    """The CE checkpoint into the NPE-LA demo config (its PEM freshly
-    initialised, missing from the checkpoint): one painted image per
-    ``--interval``-th sample."""
+    """The NPE-LA demo config on the CE checkpoint's weights plus a PEM (a
+    checkpoint without one is refused: the PEM would be random): one
+    painted image per ``--interval``-th sample."""
+    state = torch.load(cls_ckpt, weights_only=True)['state_dict']
+    torch.manual_seed(0)
+    state['head.pems.weight'] = 1e-3 * torch.randn(10, 64)
+    state['head.pems.bias'] = torch.zeros(10)
+    npe = str(tmp_path / 'npe.pth')
+    torch.save(dict(state_dict=state, meta=dict()), npe)
     show = tmp_path / 'show'
-    log = _test_py(CLS_NPE, cls_ckpt, '--work-dir', tmp_path / 'work',
+    log = _test_py(CLS_NPE, npe, '--work-dir', tmp_path / 'work',
                    '--show-dir', show, '--interval', 15, '--cfg-options',
                    *SMALL_CLS)
     assert 'lt/top1' in log

@@ -198,9 +198,8 @@ def test_cls_show_dir_paints_on_the_npe_config(cls_ckpt, tmp_path):
     npe = str(tmp_path / 'npe.pth')
     torch.save(dict(state_dict=state, meta=dict()), npe)
     show = tmp_path / 'show'
-    log = _test_py(CLS_NPE, npe, '--work-dir', tmp_path / 'work',
-                   '--show-dir', show, '--interval', 15, '--cfg-options',
-                   *SMALL_CLS)
+    log = _test_py(CLS_NPE, npe, '--work-dir', tmp_path / 'work', '--show-dir',
+                   show, '--interval', 15, '--cfg-options', *SMALL_CLS)
     assert 'lt/top1' in log
     assert sorted(osp.basename(p)
                   for p in _painted(show)) == ['0_0.png', '15_0.png']

@@ -24,8 +24,8 @@ model = dict(
         dilations=(1, 12, 24, 36),
         num_classes=150))
 
-# Only the PEM trains (paper Sec. 4.2): SGD lr 1e-2, wd 5e-4, 2 500 iterations,
-# x0.1 at 1 250.
+# Only the PEM trains (paper Sec. 3.2, Table 2): SGD lr 1e-2, wd 5e-4,
+# 2 500 iterations, x0.1 at 1 250.
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

@@ -24,7 +24,7 @@ model = dict(
         channels=512,
         num_classes=150))
 
-# Only the PEM trains (paper Sec. 4.2): AdamW lr 6e-5, wd 1e-2, 2 500
+# Only the PEM trains (paper Sec. 3.2, Table 2): AdamW lr 6e-5, wd 1e-2, 2 500
 # iterations, x0.1 at 1 250.
 optim_wrapper = dict(
     _delete_=True,

@@ -17,8 +17,8 @@ model = dict(
     pem_head=dict(
         type='PEMFCNHead', in_channels=64, in_index=4, num_classes=2))
 
-# Only the PEM trains (paper Sec. 4.2): SGD lr 1e-2, wd 5e-4, 600 iterations,
-# x0.1 at 200 and 400.
+# Only the PEM trains (paper Sec. 3.2, Table 2): SGD lr 1e-2, wd 5e-4,
+# 600 iterations, x0.1 at 200 and 400.
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

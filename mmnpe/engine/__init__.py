@@ -1,9 +1,9 @@
 from .class_counts_mixin import ClassCountsMixin
-from .dataset_class_counts import (build_counting_dataset,
+from .dataset_class_counts import (DETECTION_KINDS, build_counting_dataset,
                                    count_dataset_classes, counting_dataset_cfg,
                                    counting_pipeline, dataset_parts,
                                    map_pipelines, pipeline_dataset_cfgs,
-                                   write_class_counts)
+                                   repeated_parts, write_class_counts)
 from .dist import setup_cpu_distributed
 from .error_hints import (UnknownComponentError, UnsafeCheckpointError,
                           close_registered_names, error_hints)
@@ -25,5 +25,5 @@ __all__ = [
     'setup_cpu_distributed', 'resolve_resume', 'check_load_from',
     'error_hints', 'close_registered_names', 'UnknownComponentError',
     'UnsafeCheckpointError', 'DEFAULT_HOOKS', 'add_default_hooks',
-    'build_runner'
+    'build_runner', 'DETECTION_KINDS', 'repeated_parts'
 ]

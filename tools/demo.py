@@ -543,6 +543,8 @@ def det_demo(args: argparse.Namespace) -> dict:
 
     def run(name, config, tag, train=True, **options):
         t = time.time()
+        # No validation inside the runs: the table is one test per model.
+        options.update(val_dataloader=None, val_cfg=None, val_evaluator=None)
         runner = _det_runner(config, osp.join(work_dir, f'det_{tag}'),
                              f'demo_det_{tag}', args.det_data_root, options)
         if train:

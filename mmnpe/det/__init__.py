@@ -11,8 +11,9 @@ from .datasets import (frequency_tag, generate_synthetic_lvis,
 from .evaluation import patch_lvis_numpy
 from .losses import (BalancedSigmoidRoILoss, BalancedSoftmaxRoILoss,
                      PostHocLARoILoss, RoIPriorLossBase)
-from .roi_heads import (NPEBBoxHeadMixin, NPEShared2FCBBoxHead,
-                        NPEShared4Conv1FCBBoxHead, is_npe_bbox_head)
+from .roi_heads import (NPEBBoxHeadMixin, NPECascadeRoIHead,
+                        NPEShared2FCBBoxHead, NPEShared4Conv1FCBBoxHead,
+                        is_npe_bbox_head)
 
 # The documented import-time step besides registration (see
 # mmnpe.det.evaluation.lvis_numpy_compat): lvis 0.5.3 uses np.float.
@@ -20,8 +21,8 @@ patch_lvis_numpy()
 
 __all__ = [
     'BalancedSigmoidRoILoss', 'BalancedSoftmaxRoILoss', 'PostHocLARoILoss',
-    'RoIPriorLossBase', 'NPEBBoxHeadMixin', 'NPEShared2FCBBoxHead',
-    'NPEShared4Conv1FCBBoxHead', 'is_npe_bbox_head', 'patch_lvis_numpy',
-    'frequency_tag', 'generate_synthetic_lvis', 'lvis_category_counts',
-    'synthetic_lvis_classes'
+    'RoIPriorLossBase', 'NPEBBoxHeadMixin', 'NPECascadeRoIHead',
+    'NPEShared2FCBBoxHead', 'NPEShared4Conv1FCBBoxHead', 'is_npe_bbox_head',
+    'patch_lvis_numpy', 'frequency_tag', 'generate_synthetic_lvis',
+    'lvis_category_counts', 'synthetic_lvis_classes'
 ]

@@ -15,7 +15,8 @@ def tiny_detector_cfg(num_classes: int = NUM_CLASSES,
                       bbox_head: Optional[dict] = None,
                       with_mask: bool = False,
                       cascade: bool = False,
-                      size_divisor: int = 32) -> ConfigDict:
+                      size_divisor: int = 32,
+                      roi_head_type: Optional[str] = None) -> ConfigDict:
     """A Faster / Mask / Cascade R-CNN small enough for CPU tests: a ResNet-18
     of 8 base channels, FPN of 16, 64 RoIs per image, 4 anchor levels."""
     norm_cfg = dict(type='BN', requires_grad=True)
@@ -58,7 +59,7 @@ def tiny_detector_cfg(num_classes: int = NUM_CLASSES,
         featmap_strides=[4, 8, 16, 32])
     if cascade:
         roi_head = dict(
-            type='CascadeRoIHead',
+            type=roi_head_type or 'CascadeRoIHead',
             num_stages=3,
             stage_loss_weights=[1, 0.5, 0.25],
             bbox_roi_extractor=roi_extractor,
@@ -69,7 +70,7 @@ def tiny_detector_cfg(num_classes: int = NUM_CLASSES,
                 pos_iou_thr=thr, neg_iou_thr=thr, min_pos_iou=thr)
     else:
         roi_head = dict(
-            type='StandardRoIHead',
+            type=roi_head_type or 'StandardRoIHead',
             bbox_roi_extractor=roi_extractor,
             bbox_head=head)
     if with_mask:

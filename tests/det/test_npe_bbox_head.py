@@ -300,5 +300,63 @@ def test_cascade_rcnn_with_npe_heads_trains_and_keeps_alpha_zero():
     assert torch.isfinite(total)
 
 
+def _refined(model, batch, refine=None):
+    """``_refine_roi`` of a cascade on the batch's ground-truth boxes."""
+    from mmdet.structures.bbox import bbox2roi
+    data = model.data_preprocessor(copy.deepcopy(batch), False)
+    x = model.extract_feat(data['inputs'])
+    boxes = [s.gt_instances.bboxes for s in data['data_samples']]
+    metas = [s.metainfo for s in data['data_samples']]
+    refine = refine or model.roi_head._refine_roi
+    return refine(x, bbox2roi(boxes), metas, tuple(len(b) for b in boxes))
+
+
+def test_npe_cascade_roi_head_corrects_the_stage_average_once():
+    torch.manual_seed(0)
+    stock = build_detector(tiny_detector_cfg(cascade=True)).eval()
+    npe = _npe_detector(
+        scale_factor=0.8, cascade=True,
+        roi_head_type='NPECascadeRoIHead').eval()
+    per_stage = _npe_detector(scale_factor=0.8, cascade=True).eval()
+    npe.load_state_dict(stock.state_dict(), strict=False)
+    with torch.no_grad():
+        for head in npe.roi_head.bbox_head:
+            _pems_nonzero(head)
+    per_stage.load_state_dict(npe.state_dict())
+    batch = random_det_batch()
+    with torch.no_grad():
+        _, got, _ = _refined(npe, batch)
+        _, ref, _ = _refined(stock, batch)
+        _, approx, _ = _refined(per_stage, batch)
+        # The mean correction of the stages, on the stages' RoIs.
+        corrections = []
+        for head in npe.roi_head.bbox_head:
+            head.collected_corrections = corrections
+        # The stock refinement, the stages' corrections collected.
+        _refined(npe, batch,
+                 super(type(npe.roi_head), npe.roi_head)._refine_roi)
+        for head in npe.roi_head.bbox_head:
+            head.collected_corrections = None
+    assert len(corrections) == 3
+    mean = (sum(corrections) / 3).split([len(r) for r in ref])
+    for g, r, a, c in zip(got, ref, approx, mean):
+        p, q = F.softmax(r, 1), F.softmax(g, 1)
+        torch.testing.assert_close(q[:, -1], p[:, -1])
+        torch.testing.assert_close(q[:, :-1], (1 - p[:, -1:]) *
+                                   F.softmax(r[:, :-1] - c, 1))
+        # The stock cascade averages corrected logits: p_bg drifts.
+        assert not torch.allclose(F.softmax(a, 1)[:, -1], p[:, -1])
+
+
+def test_npe_cascade_roi_head_refuses_plain_stages():
+    cfg = tiny_detector_cfg(cascade=True, roi_head_type='NPECascadeRoIHead')
+    cfg.roi_head.bbox_head[0].type = 'NPEShared2FCBBoxHead'
+    with pytest.raises(
+            TypeError,
+            match=r'every stage needs an NPE box '
+            r'head.*bbox_head\[1\]'):
+        build_detector(cfg)
+
+
 def test_npe_head_is_registered_in_mmdet():
     assert MODELS.get('NPEShared2FCBBoxHead') is NPEShared2FCBBoxHead

@@ -5,7 +5,8 @@ colour) pair, so telling categories apart needs both. Training images
 per category fall geometrically from ``n_max`` to ``n_max / imbalance``, so
 the set has LVIS's three frequency groups (r: 1-10 training images, c:
 11-100, f: > 100, the categories' ``frequency`` tags); the frequent ones
-sometimes appear twice in an image, so instance and image counts differ.
+(and the most frequent one) sometimes appear twice in an image, so instance
+and image counts differ.
 The validation images hold every category equally often (the class-balanced
 AP of LVIS weighs categories equally anyway). Annotations are polygons
 (``segmentation``), with boxes and areas computed from them; each image
@@ -202,8 +203,10 @@ def generate_synthetic_lvis(root: str,
     instance_counts = [0] * num_classes
     for label, n in enumerate(image_counts):
         for i in rng.choice(num_train, n, replace=False):
-            # Frequent categories sometimes twice in an image.
-            times = 2 if n > 100 and rng.rand() < 0.15 else 1
+            # Frequent categories (f, and always the most frequent one)
+            # sometimes twice in an image.
+            frequent = label == 0 or frequency_tag(n) == 'f'
+            times = 2 if frequent and rng.rand() < 0.15 else 1
             train[i] += [label] * times
             instance_counts[label] += times
     categories = [

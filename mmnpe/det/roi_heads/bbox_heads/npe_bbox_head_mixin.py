@@ -46,8 +46,13 @@ class NPEBBoxHeadMixin:
     - ``forward()`` in training mode: ``(cat([cls_score, pems(h)]),
       bbox_pred)``, the K * C PEM outputs after the classifier's columns;
       :meth:`loss` splits them again. In eval mode: ``(corrected cls_score,
-      bbox_pred)`` of the stock shapes, so mmdet's softmax, Cascade R-CNN's
-      stage average, TTA and ``mode='tensor'`` all see the correction.
+      bbox_pred)`` of the stock shapes, so mmdet's softmax, TTA and
+      ``mode='tensor'`` all see the correction. Cascade R-CNN averages its
+      stages' logits before the last stage's activation: use
+      :class:`NPECascadeRoIHead`, which averages the plain logits and the
+      stages' corrections and corrects once, so ``p_bg`` stays exactly the
+      stock cascade's (the stock ``CascadeRoIHead`` averages corrected
+      logits, which keeps it only approximately).
     - ``loss()``: the stock losses of the plain logits plus ``loss_npe =
       pem_loss_weight * sum_k mean_fg OWL(g_k(h), y)`` (NPE paper, Eq. 6).
 
@@ -97,6 +102,10 @@ class NPEBBoxHeadMixin:
         self.pem_loss_weight = float(pem_loss_weight)
         self.pem_init_std = float(pem_init_std)
         self.classifier_kind = self._classifier_kind()
+        # Set by NPECascadeRoIHead while it averages the stages: the
+        # correction is then collected here and applied once, after the
+        # average, instead of to this stage's logits.
+        self.collected_corrections: Optional[List[Tensor]] = None
         self.cls_channels = self.fc_cls.out_features
         if num_pems:
             # All K PEMs in one matmul: (N, D) -> (N, K * C).
@@ -192,6 +201,9 @@ class NPEBBoxHeadMixin:
         if self.training:
             return torch.cat([cls_score, self.pems(feats)], dim=1), bbox_pred
         correction = self.scale_factor * self.estimate_prior(feats)
+        if self.collected_corrections is not None:
+            self.collected_corrections.append(correction)
+            return cls_score, bbox_pred
         return self.correct(cls_score, correction), bbox_pred
 
     def _split(

@@ -447,7 +447,7 @@ DET_FROZEN = [
     'roi_head.bbox_head.fc_cls', 'roi_head.bbox_head.fc_reg',
     'roi_head.mask_head'
 ]
-FAST = dict(enabled=False)
+FAST = dict(enabled=False, size=512)
 
 
 def _det_cfg():
@@ -524,7 +524,7 @@ def _det_batch(num: int, size: int, num_classes: int) -> dict:
 
 
 def _det_size() -> int:
-    return 64 if FAST['enabled'] else 512
+    return 64 if FAST['enabled'] else FAST['size']
 
 
 def _det_name() -> str:
@@ -640,8 +640,13 @@ def main() -> None:
         action='store_true',
         help='det_* lines on a tiny detector at 64^2 (a smoke run; the '
         'ratios then say nothing about the LVIS model)')
+    parser.add_argument(
+        '--det-size',
+        type=int,
+        default=512,
+        help='side of the det_* lines\' square images (default 512)')
     args = parser.parse_args()
-    FAST['enabled'] = args.fast
+    FAST.update(enabled=args.fast, size=args.det_size)
     torch.set_num_threads(1)
     for name in args.only or BENCHES:
         print(BENCHES[name](args.reps), flush=True)

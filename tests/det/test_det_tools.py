@@ -125,25 +125,9 @@ def ce_run(tmp_path_factory, lvis_root):
     return tmp, root, config, osp.join(work, 'iter_4.pth')
 
 
-def test_test_dumps_and_paints_like_mmdet(ce_run):
-    tmp, root, config, ckpt = ce_run
-    out = str(tmp / 'preds.pkl')
-    show = str(tmp / 'show')
-    run_test(config, ckpt, str(tmp / 'test'), '--out', out, '--show-dir',
-             show).wait()
-    base = _lvis(str(tmp / 'test'))
-    with open(out, 'rb') as f:
-        preds = pickle.load(f)
-    assert len(preds) == 6  # one per validation image
-    assert {'bboxes', 'scores', 'labels',
-            'masks'} <= set(preds[0]['pred_instances'])
-    # An absolute --show-dir is used as it is (mmdet joins it to the run's
-    # folder otherwise).
-    assert len(glob.glob(osp.join(show, '*.png'))) == 6
-    assert set(base) >= {'lvis/bbox_AP', 'lvis/segm_AP'}
-
-
-def test_post_hoc_la_on_the_ce_checkpoint(ce_run):
+def test_post_hoc_la_on_the_ce_checkpoint_dumps_and_paints_like_mmdet(ce_run):
+    """tools/test.py: post-hoc LA on the CE checkpoint (counts from the
+    training set at test time), with mmdet's --out and --show-dir."""
     tmp, root, config, ckpt = ce_run
     la = write_config(
         str(tmp / 'la.py'),
@@ -154,10 +138,21 @@ def test_post_hoc_la_on_the_ce_checkpoint(ce_run):
                     loss_cls=dict(
                         _delete_=True, type='PostHocLARoILoss', tau=1.0)))),
         custom_hooks=[dict(type='ClassCountsHook')])
-    log = run_test(la, ckpt, str(tmp / 'la')).wait()
-    # The counts came from the training set at test time.
+    out = str(tmp / 'preds.pkl')
+    show = str(tmp / 'show')
+    log = run_test(la, ckpt, str(tmp / 'la'), '--out', out, '--show-dir',
+                   show).wait()
     assert 'ClassCountsHook: PostHocLARoILoss.class_counts' in log
-    _lvis(str(tmp / 'la'))
+    found = _lvis(str(tmp / 'la'))
+    assert set(found) >= {'lvis/bbox_AP', 'lvis/segm_AP'}
+    with open(out, 'rb') as f:
+        preds = pickle.load(f)
+    assert len(preds) == 6  # one per validation image
+    assert {'bboxes', 'scores', 'labels',
+            'masks'} <= set(preds[0]['pred_instances'])
+    # An absolute --show-dir is used as it is (mmdet joins it to the run's
+    # folder otherwise).
+    assert len(glob.glob(osp.join(show, '*.png'))) == 6
 
 
 def test_frozen_pem_trains_alone_on_the_ce_checkpoint(ce_run):

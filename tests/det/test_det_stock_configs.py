@@ -177,3 +177,33 @@ def test_r101_lvis_configs_follow_their_r50_ones(path):
     assert cfg.model == r50.model
     if r50.get('load_from'):
         assert 'r101_fpn_sample1e-3_mstrain_1x_lvis_v1' in cfg.load_from
+
+
+def test_input_check_sees_the_detector_heads():
+    """InputCheckHook compares the box / mask heads' num_classes (every
+    cascade stage) with the data set's classes, as for mmseg / mmpretrain
+    heads (an LVIS-format set names its own categories only through
+    metainfo)."""
+    from types import SimpleNamespace
+
+    from det_helpers import tiny_detector_cfg
+    from mmdet.registry import MODELS
+
+    from mmnpe.engine import InputCheckHook
+    from mmnpe.engine.hooks.input_check_hook import model_num_classes
+    model = MODELS.build(tiny_detector_cfg(with_mask=True))
+    assert model_num_classes(model) == [('roi_head.bbox_head', 5),
+                                        ('roi_head.mask_head', 5)]
+    cascade = MODELS.build(tiny_detector_cfg(cascade=True))
+    assert [n for n, _ in model_num_classes(cascade)] == [
+        'roi_head.bbox_head[0]', 'roi_head.bbox_head[1]',
+        'roi_head.bbox_head[2]'
+    ]
+    dataset = SimpleNamespace(metainfo=dict(classes=tuple('abcdefg')))
+    runner = SimpleNamespace(
+        model=model, test_dataloader=SimpleNamespace(dataset=dataset))
+    with pytest.raises(
+            ValueError,
+            match=r'has 7 classes .* but model\.roi_head\.bbox_head\.'
+            r'num_classes = 5, model\.roi_head\.mask_head\.num_classes = 5'):
+        InputCheckHook().before_test(runner)

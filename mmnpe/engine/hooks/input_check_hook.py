@@ -157,7 +157,9 @@ class InputCheckHook(Hook):
             return
         model = _unwrap(runner.model)
         mode = load_mode(runner)
-        source = runner.cfg.get('load_from')
+        # The Runner's own record (its config may not hold it).
+        source = getattr(runner, '_load_from',
+                         None) or runner.cfg.get('load_from')
         LoadRecorder(model,
                      lambda record: check_load(record, model, mode, source))
 

@@ -24,7 +24,7 @@ TEST_ALPHA = '_test-alpha'
 COUNT_BASELINES = ('la-', 'balanced-')
 SEG_CONFIGS = NPE_CONFIGS + [
     c for c in sorted(
-        glob.glob(osp.join(REPO, 'configs', 'demo', '*synthetic*.py')))
+        glob.glob(osp.join(REPO, 'configs', 'demo', '*synthetic-lt*.py')))
     if not osp.basename(c).startswith(COUNT_BASELINES)
 ]
 
@@ -217,8 +217,8 @@ ALL_CONFIGS = sorted(
 
 def test_all_config_folders_are_covered():
     folders = {osp.relpath(p, REPO).split(osp.sep)[1] for p in ALL_CONFIGS}
-    assert folders == {'baselines', 'cifar_lt', 'demo', 'npe'}
-    assert len(ALL_CONFIGS) == 170
+    assert folders == {'baselines', 'cifar_lt', 'demo', 'lvis', 'npe'}
+    assert len(ALL_CONFIGS) == 184
 
 
 @pytest.mark.parametrize('path', ALL_CONFIGS, ids=_id)
@@ -226,7 +226,7 @@ def test_config_carries_what_the_flags_of_tools_test_need(path):
     """What the host library's stock configs get from their _base_ files:
     ``--show`` / ``--show-dir`` switch on default_hooks.visualization, and
     mmseg's ``--tta`` needs tta_model and tta_pipeline (mmpretrain's
-    tools/test.py, and ours, default to flip TTA)."""
+    tools/test.py, and ours, default to flip TTA; so do mmdet's)."""
     cfg = Config.fromfile(path)
     vis = cfg.default_hooks.visualization
     if cfg.default_scope == 'mmseg':
@@ -236,6 +236,14 @@ def test_config_carries_what_the_flags_of_tools_test_need(path):
         assert cfg.tta_model.type == 'SegTTAModel'
         steps = [t['type'] for t in cfg.tta_pipeline]
         assert steps[0] == 'LoadImageFromFile' and 'TestTimeAug' in steps
+    elif cfg.default_scope == 'mmdet':
+        assert vis.type == 'DetVisualizationHook'
+        assert vis.get('draw', False) is False  # off until --show-dir
+        assert cfg.visualizer.type == 'DetLocalVisualizer'
+        # mmdet's default flip TTA reads the test pipeline's packing step.
+        steps = [t['type'] for t in cfg.test_dataloader.dataset.pipeline]
+        assert steps[0] == 'LoadImageFromFile'
+        assert steps[-1] == 'PackDetInputs'
     else:
         assert cfg.default_scope == 'mmpretrain'
         assert vis.type == 'VisualizationHook'

@@ -974,15 +974,32 @@ def _ls_values(records: List[dict], key: tuple) -> List[float]:
             node = node.get(k) if isinstance(node, dict) else None
             if node is None:
                 break
-        if isinstance(node, (int, float)):
+        if isinstance(node, (int, float)) and not isinstance(node, bool):
             out.append(node)
     return out
+
+
+def _ls_cell(records: List[dict], key: tuple, num_seeds: int) -> str:
+    """Mean ± std, with how many seeds gave a value when not all did (BBSE
+    refuses a singular confusion matrix)."""
+    values = _ls_values(records, key)
+    cell = _mean_std(values)
+    if values and len(values) < num_seeds:
+        cell += f' ({len(values)}/{num_seeds} seeds)'
+    return cell
+
+
+def _ls_rows(method: str) -> List[tuple]:
+    # A stock CE model has no target_prior key.
+    return [(row, label) for row, label in LS_ROWS
+            if not (method == 'CE' and row == 'oracle_uncalibrated')]
 
 
 def ls_markdown(result: dict) -> str:
     """The label-shift tables (mean ± sample std over seeds)."""
     s = result['settings']
     records = result['records']
+    n = len(s['seeds'])
     lines = []
     cls = [r for r in records if r['task'] == 'cls']
     for setting in dict.fromkeys(r['setting'] for r in cls):
@@ -995,31 +1012,29 @@ def ls_markdown(result: dict) -> str:
             '| model | prediction | ' + ' | '.join(shifts) + ' |',
             '|---|---|' + '---|' * len(shifts)
         ]
-        for method in dict.fromkeys(r['method'] for r in rs):
-            for row, label in LS_ROWS:
+        methods = list(dict.fromkeys(r['method'] for r in rs))
+        for method in methods:
+            for row, label in _ls_rows(method):
                 cells = [
-                    _mean_std(
-                        _ls_values([
-                            r for r in rs
-                            if r['method'] == method and r['shift'] == sh
-                        ], ('rows', row, 'top1'))) for sh in shifts
+                    _ls_cell([
+                        r for r in rs
+                        if r['method'] == method and r['shift'] == sh
+                    ], ('rows', row, 'top1'), n) for sh in shifts
                 ]
                 lines.append(f'| {method} | {label} | ' + ' | '.join(cells) +
                              ' |')
         lines += [
-            '', f'L1 error of the estimated target prior, {setting} '
-            '(mean ± std over seeds):', '',
+            '', f'L1 error of the estimated target prior, {setting}:', '',
             '| model | estimator | ' + ' | '.join(shifts) + ' |',
             '|---|---|' + '---|' * len(shifts)
         ]
-        for method in dict.fromkeys(r['method'] for r in rs):
+        for method in methods:
             for m, label in (('em', 'EM + BCTS'), ('bbse', 'BBSE')):
                 cells = [
-                    _mean_std(
-                        _ls_values([
-                            r for r in rs
-                            if r['method'] == method and r['shift'] == sh
-                        ], ('estimates', m, 'l1'))) for sh in shifts
+                    _ls_cell([
+                        r for r in rs
+                        if r['method'] == method and r['shift'] == sh
+                    ], ('estimates', m, 'l1'), n) for sh in shifts
                 ]
                 lines.append(f'| {method} | {label} | ' + ' | '.join(cells) +
                              ' |')
@@ -1035,27 +1050,35 @@ def ls_markdown(result: dict) -> str:
         ]
         for method in dict.fromkeys(r['method'] for r in seg):
             rs = [r for r in seg if r['method'] == method]
-            for row, label in LS_ROWS:
+            for row, label in _ls_rows(method):
                 cells = [
-                    _mean_std(_ls_values(rs, ('rows', row, k)))
+                    _ls_cell(rs, ('rows', row, k), n)
                     for k in ('aAcc', 'mIoU', 'mAcc')
                 ]
                 l1 = (
-                    _mean_std(_ls_values(rs,
-                                         ('estimates', row,
-                                          'l1'))) if row in ('em',
-                                                             'bbse') else '')
+                    _ls_cell(rs, ('estimates', row,
+                                  'l1'), n) if row in ('em', 'bbse') else '')
                 lines.append(f'| {method} | {label} | ' + ' | '.join(cells) +
                              f' | {l1} |')
-        lines.append('')
+        converged = sum(
+            bool(r['estimates'].get('em', {}).get('converged')) for r in seg)
+        singular = sum('error' in r['estimates'].get('bbse', {}) for r in seg)
+        lines += [
+            '', f'EM reached its tolerance in {converged} of {len(seg)} '
+            'segmentation runs (1000 iterations at most); BBSE refused a '
+            f'singular validation confusion matrix in {singular} of '
+            f'{len(seg)}.', ''
+        ]
     load = ', '.join(f'{a:.1f}' for a in (result['load_average_start'][0],
                                           result['load_average_end'][0]))
     lines.append(
-        f'Mean ± sample std over {len(s["seeds"])} training seed(s) '
+        f'Mean ± sample std over {n} training seed(s) '
         f'({", ".join(map(str, s["seeds"]))}); shifted targets drawn with '
         f'seed {s["shift_seed"]}; ResNet-32 {s["cls_epochs"]} epochs, '
         f'UNet-tiny + FCN {s["seg_iters"]} iterations (PEM '
-        f'{s["seg_pem_iters"]}). {result["wall_seconds"] / 60:.1f} min with '
+        f'{s["seg_pem_iters"]}); "(k/N seeds)": BBSE refused a singular '
+        'confusion matrix in the others. '
+        f'{result["wall_seconds"] / 60:.1f} min with '
         f'{result["workers"]} worker process(es) of one thread on '
         f'{result["machine"]["cpu_count"]} CPU cores (load average {load} at '
         'start, end).')

@@ -656,16 +656,19 @@ def adjust_to_prior(logits: Tensor,
 class OnlinePriorEstimator:
     """Target prior of a stream, updated batch by batch (online EM).
 
-    Each :meth:`update` runs one E-step of the batch under the current
-    estimate and folds its posteriors into exponentially forgotten sums::
+    Each :meth:`update` folds the batch's E-step posteriors into
+    exponentially forgotten sums (incremental EM)::
 
-        S <- lambda * S + sum_i q_i,   W <- lambda * W + n,   pi = S / W
+        S <- lambda * S + sum_i q_i(pi),   W <- lambda * W + n,   pi = S / W
 
-    with ``q_i ∝ p_s(y|x_i) pi / pi_s`` (Saerens et al. 2002's E-step). On a
-    stationary stream the estimate settles at the EM (maximum-likelihood)
-    fixed point; after a change of prior it moves to the new one with a
-    memory of about ``1 / (1 - lambda)`` batches (``forgetting=1`` weighs
-    every sample seen alike).
+    with ``q_i(pi) ∝ p_s(y|x_i) pi / pi_s`` (Saerens et al. 2002's E-step).
+    Within a batch the E- and M-steps alternate ``em_steps`` times on the
+    new posteriors (the forgotten sums of earlier batches held fixed), so
+    that a batch moves the estimate as far as EM would rather than one
+    slow step. On a stationary stream the estimate settles at the EM
+    (maximum-likelihood) fixed point; after a change of prior it follows
+    with a memory of about ``1 / (1 - lambda)`` batches (``forgetting=1``
+    weighs every sample seen alike).
 
     Args:
         num_classes (int): C.
@@ -674,6 +677,7 @@ class OnlinePriorEstimator:
         calibration (Calibration, optional): Applied to every batch (from
             :func:`fit_calibration`). Defaults to None (logits as given).
         forgetting (float): lambda in (0, 1]. Defaults to 0.9.
+        em_steps (int): E/M alternations per batch, >= 1. Defaults to 10.
 
     Attributes:
         prior (Tensor): The current estimate, float64 (C,).
@@ -684,7 +688,8 @@ class OnlinePriorEstimator:
                  num_classes: int,
                  source_prior: Optional[PriorLike] = None,
                  calibration: Optional[Calibration] = None,
-                 forgetting: float = 0.9) -> None:
+                 forgetting: float = 0.9,
+                 em_steps: int = 10) -> None:
         if (isinstance(num_classes, bool) or not isinstance(num_classes, int)
                 or num_classes < 2):
             raise ValueError('num_classes must be an int >= 2, got '
@@ -702,6 +707,7 @@ class OnlinePriorEstimator:
             raise ValueError('source_prior must be > 0 for every class')
         self.calibration = calibration or identity_calibration(num_classes)
         self.forgetting = float(forgetting)
+        self.em_steps = _check_positive(em_steps, 'em_steps', integer=True)
         self.reset()
 
     def reset(self) -> None:
@@ -715,12 +721,18 @@ class OnlinePriorEstimator:
         """Fold in a batch of (N, C) logits; returns the new estimate (C,).
         """
         z = check_logits(logits, 'logits', self.num_classes).detach()
-        offset = (self.prior.log() - self.source_prior.log()).to(z.device)
-        q = F.softmax(self.calibration(z.double()) + offset, dim=1)
+        z = self.calibration(z.double())
         lam = self.forgetting
-        self._sum = lam * self._sum + q.sum(dim=0).cpu()
-        self._weight = lam * self._weight + z.shape[0]
-        self.prior = self._sum / self._weight
+        log_source = self.source_prior.log().to(z.device)
+        weight = lam * self._weight + z.shape[0]
+        prior = self.prior
+        for _ in range(self.em_steps):
+            offset = prior.to(z.device).log() - log_source
+            batch = F.softmax(z + offset, dim=1).sum(dim=0).cpu()
+            prior = (lam * self._sum + batch) / weight
+        self._sum = lam * self._sum + batch
+        self._weight = weight
+        self.prior = prior
         self.num_batches += 1
         return self.prior.clone()
 

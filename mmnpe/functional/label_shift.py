@@ -411,6 +411,24 @@ def mean_posterior(logits: Tensor) -> Tensor:
     return (total / logits.shape[0]).cpu()
 
 
+def _em_map(logits: Tensor, prior: Tensor,
+            log_source: Tensor) -> Tuple[Tensor, float]:
+    """One EM update of ``prior`` and the mean log-likelihood at ``prior``
+    (up to a constant): ``mean_i logsumexp(logits_i + log pi - log pi_s)``.
+    """
+    offset = prior.log() - log_source
+    total = torch.zeros_like(prior)
+    loglik = 0.0
+    for chunk in logits.split(_CHUNK):
+        # float64: the likelihood comparisons of the extrapolation need it.
+        a = chunk.double() + offset
+        lse = a.logsumexp(dim=1, keepdim=True)
+        total += (a - lse).exp().sum(dim=0, dtype=torch.float64)
+        loglik += float(lse.sum(dtype=torch.float64))
+    n = logits.shape[0]
+    return total / n, loglik / n
+
+
 def em_prior(logits: Tensor,
              source_prior: Tensor,
              tol: float = 1e-6,
@@ -419,20 +437,27 @@ def em_prior(logits: Tensor,
 
     ``pi^(0) = pi_s``; E-step ``q_i ∝ p_s(y|x_i) * pi^(k) / pi_s``
     (computed as ``softmax(logits_i + log pi^(k) - log pi_s)``); M-step
-    ``pi^(k+1) = mean_i q_i``; until the L1 change is below ``tol``.
+    ``pi^(k+1) = mean_i q_i``; until the L1 change of one EM step is below
+    ``tol``. EM's fixed-point iteration slows to a crawl when a class's
+    prior heads towards zero, so it is accelerated by SQUAREM (Varadhan &
+    Roland, Scand. J. Statist. 35, 2008: a squared extrapolation of two EM
+    steps, kept only when it is a valid prior whose likelihood is no worse
+    than one EM step's); that changes the path, not the fixed point.
 
     Args:
         logits (Tensor): (N, C) calibrated logits of the target samples:
-            ``softmax`` of a row is ``p_s(y|x_i)``.
+            ``softmax`` of a row is ``p_s(y|x_i)``. Computed in float64,
+            in chunks of rows.
         source_prior (Tensor): ``pi_s``, (C,), the prior those posteriors
             hold under; all entries > 0.
         tol (float): L1 change that stops the iteration. Defaults to 1e-6.
-        max_iter (int): Iteration limit. Defaults to 1000.
+        max_iter (int): Limit on EM steps (E- and M-step pairs). Defaults
+            to 1000.
 
     Returns:
-        tuple[Tensor, dict]: The estimate, float64 (C,), and ``iterations``,
-        ``converged`` and ``change`` (the last L1 change). When the limit is
-        reached first, ``converged`` is False and a
+        tuple[Tensor, dict]: The estimate, float64 (C,), and ``iterations``
+        (EM steps), ``converged`` and ``change`` (the last L1 change). When
+        the limit is reached first, ``converged`` is False and a
         :class:`LabelShiftConvergenceWarning` is issued through Python's
         ``warnings``.
     """
@@ -445,27 +470,45 @@ def em_prior(logits: Tensor,
                          f'{int((source <= 0).nonzero()[0])}')
     device = logits.device
     log_source = source.log().to(device)
-    prior = source.clone().to(device)
-    change = float('inf')
-    for it in range(1, max_iter + 1):
-        offset = prior.log() - log_source
-        total = torch.zeros_like(prior)
-        for chunk in logits.split(_CHUNK):
-            total += F.softmax(chunk.double() + offset, dim=1).sum(dim=0)
-        new = total / logits.shape[0]
-        change = float((new - prior).abs().sum())
-        prior = new
+    p0 = source.clone().to(device)
+    p1, _ = _em_map(logits, p0, log_source)
+    steps = 1
+    change = float((p1 - p0).abs().sum())
+    while steps < max_iter:
+        p2, loglik1 = _em_map(logits, p1, log_source)
+        steps += 1
+        change = float((p2 - p1).abs().sum())
         if change < tol:
-            return prior.cpu(), dict(
-                iterations=it, converged=True, change=change)
+            return p2.cpu(), dict(
+                iterations=steps, converged=True, change=change)
+        r = p1 - p0
+        v = (p2 - p1) - r
+        nv = float(v.norm())
+        alpha = min(-float(r.norm()) / nv, -1.0) if nv > 0 else -1.0
+        # alpha = -1 is plain EM (p2).
+        cand = p0 - 2 * alpha * r + alpha**2 * v
+        if (alpha < -1 and steps < max_iter
+                and bool(torch.isfinite(cand).all()) and bool(
+                    (cand > 0).all())):
+            cand = cand / cand.sum()
+            c1, loglik_cand = _em_map(logits, cand, log_source)
+            steps += 1
+            if loglik_cand >= loglik1:
+                p0, p1 = cand, c1
+                continue
+        if steps >= max_iter:
+            p1 = p2
+            break
+        p0 = p2
+        p1, _ = _em_map(logits, p0, log_source)
+        steps += 1
     warnings.warn(
         f'EM did not converge: the L1 change of the prior was still '
-        f'{change:.3g} > tol={tol:g} after max_iter={max_iter} iterations; '
+        f'{change:.3g} > tol={tol:g} after max_iter={max_iter} EM steps; '
         'the estimate is returned as it is (raise max_iter or tol)',
         LabelShiftConvergenceWarning,
         stacklevel=2)
-    return prior.cpu(), dict(
-        iterations=max_iter, converged=False, change=change)
+    return p1.cpu(), dict(iterations=steps, converged=False, change=change)
 
 
 def bbse_prior(val_pred: Tensor,

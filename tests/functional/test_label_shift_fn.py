@@ -132,6 +132,11 @@ def test_calibration_matters_on_miscalibrated_logits(data):
     assert l1(bcts, pi_t) < 0.03
     assert l1(none, pi_t) > 3 * l1(bcts, pi_t)
     assert l1(temp, pi_t) > l1(bcts, pi_t)
+    fitted = fit_calibration(val_z, val_y, 'bcts')
+    bayes = accuracy(adjust_to_prior(data['t_z'], pi_t), yt)
+    calibrated = accuracy(adjust_to_prior(fitted(zt), bcts), yt)
+    assert calibrated >= bayes - 0.005
+    assert calibrated > accuracy(adjust_to_prior(zt, none), yt)
     cal = info['calibration']
     assert cal['temperature'] == pytest.approx(SCALE, rel=0.05)
     assert cal['nll_after'] < cal['nll_before']

@@ -44,7 +44,8 @@ setup(
         'setuptools<82',
     ],
     extras_require={
-        'tests': ['pytest', 'scikit-learn', 'matplotlib'],
+        # quapy: a maintained EM (EMQ) the label-shift tests compare with.
+        'tests': ['pytest', 'scikit-learn', 'matplotlib', 'quapy'],
         'demo': ['scikit-learn', 'matplotlib'],
     },
     license='Apache License 2.0',

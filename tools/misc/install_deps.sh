@@ -55,7 +55,7 @@ fi
 log "mmcv wheel: $(mmcv_wheel)"
 "$PY" -m pip install -q "$(mmcv_wheel)"
 "$PY" -m pip install -q "mmengine==0.10.7" "mmsegmentation==1.2.2" "mmpretrain==1.2.0" \
-    ftfy regex scikit-learn matplotlib pytest \
+    ftfy regex scikit-learn matplotlib pytest quapy \
     "flake8==7.5.0" "isort==9.0.2" "yapf==0.43.0"
 "$PY" -m pip install -q --no-deps --no-build-isolation -e .
 "$PY" -c "import mmcv.ops, mmseg, mmpretrain, torch, torchvision; print('torch', torch.__version__, 'mmcv', mmcv.__version__, 'mmseg', mmseg.__version__, 'mmpretrain', mmpretrain.__version__)"

@@ -22,8 +22,9 @@ style overrides (shorter schedules, the seed, the data), trained and tested
 through the ``Runner`` as ``tools/train.py`` / ``tools/test.py`` would.
 Work is spread over ``--workers`` processes with one thread each; seeds
 are set with ``randomness.deterministic``. Writes a JSON (every run) and a
-markdown table (mean +- sample std over seeds); ``--readme`` copies the
-table into the README between its ``accuracy_study`` markers.
+markdown table (mean +- sample std over seeds); ``--doc PAGE`` copies the
+table into a documentation page between its ``accuracy_study`` markers
+(``make study``: ``docs/results.md``).
 
     python benchmarks/accuracy_study.py [--workers 2] [--seeds 0 1 2 3 4]
 """
@@ -142,10 +143,9 @@ def _cls_options(job: dict, kind: str) -> dict:
     rho, seed = job['rho'], job['seed']
     opts = _common(seed)
     opts.update(NO_VAL)
-    opts.update({
-        f'{split}_dataloader.dataset.imbalance_ratio': rho
-        for split in ('train', 'test')
-    })
+    # rho on the training set only (the held-out split is the same for any
+    # rho; ClassCountsHook gives LongTailAccuracy the training counts).
+    opts['train_dataloader.dataset.imbalance_ratio'] = rho
     if kind == 'scratch':
         epochs = job['cls_epochs']
         opts.update({
@@ -191,7 +191,7 @@ def _cls_run(job: dict, method: str, ce_ckpt: Optional[str] = None) -> dict:
         from mmnpe.analysis import prior_recovery
         rec = prior_recovery(config, ckpt, cfg_options=opts)
         extra['pearson'] = rec['stats']['pearson']
-    counts = runner.test_dataloader.dataset.metainfo['train_class_counts']
+    counts = runner.test_evaluator.metrics[0].class_counts
     return _record(
         'cls',
         setting,
@@ -651,21 +651,21 @@ BEGIN = '<!-- accuracy_study:begin (benchmarks/accuracy_study.py) -->'
 END = '<!-- accuracy_study:end -->'
 
 
-def readme_block(readme: str) -> str:
-    """The text between the study markers of a README."""
-    text = open(readme).read()
+def doc_block(page: str) -> str:
+    """The text between the study markers of a Markdown page."""
+    text = open(page).read()
     if BEGIN not in text or END not in text:
-        raise ValueError(f'{readme} has no {BEGIN} ... {END} block')
+        raise ValueError(f'{page} has no {BEGIN} ... {END} block')
     return text.split(BEGIN, 1)[1].split(END, 1)[0].strip('\n') + '\n'
 
 
-def update_readme(readme: str, table: str) -> None:
-    """Put ``table`` between the README's study markers."""
-    text = open(readme).read()
-    readme_block(readme)
+def update_doc(page: str, table: str) -> None:
+    """Put ``table`` between the page's study markers."""
+    text = open(page).read()
+    doc_block(page)
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
-    with open(readme, 'w') as f:
+    with open(page, 'w') as f:
         f.write(head + BEGIN + '\n' + table + END + tail)
 
 
@@ -762,7 +762,8 @@ def _ls_cls_evaluate(job: dict, method: str, config: str, ckpt: str,
 
     from mmnpe.analysis import (build_model, collect_logits,
                                 evaluate_label_shift, load_config)
-    from mmnpe.analysis.builder import build_dataloader, build_dataset
+    from mmnpe.analysis.builder import (build_dataloader, build_dataset,
+                                        classification_train_counts)
     from mmnpe.cls.datasets import label_shift_indices
     cfg = load_config(config, opts)
     model = build_model(cfg, ckpt)
@@ -775,7 +776,9 @@ def _ls_cls_evaluate(job: dict, method: str, config: str, ckpt: str,
         part['dataset']['indices'] = idx.tolist()
         caches.append(collect_logits(model, build_dataloader(part)))
     val, pool = caches
-    train_counts = list(full.metainfo['train_class_counts'])
+    # Counted over the training set, as ClassCountsHook gives them to
+    # LongTailAccuracy (the held-out split's metainfo knows no rho).
+    train_counts = classification_train_counts(cfg)
     records = []
     for name, rho, direction in _ls_shifts(job):
         target = pool
@@ -1140,7 +1143,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=osp.join(REPO, 'benchmarks', 'accuracy_study.json'),
         help='every run, as JSON')
     parser.add_argument(
-        '--readme', help='also copy the table into this README')
+        '--doc',
+        help='also copy the table into this Markdown page, between its '
+        'accuracy_study markers (docs/results.md)')
     parser.add_argument(
         '--label-shift',
         action='store_true',
@@ -1208,8 +1213,8 @@ def main(argv=None) -> dict:
         f.write('\n')
     with open(args.md, 'w') as f:
         f.write(table)
-    if args.readme:
-        update_readme(args.readme, table)
+    if args.doc:
+        update_doc(args.doc, table)
     print(table)
     print(f'wrote {args.md} and {args.json}', file=sys.stderr)
     return result

@@ -16,7 +16,7 @@ overhead, Python objects and the interpreter are not counted.
 
     python benchmarks/bench_npe.py [--reps 15] [--only cls_train ...]
 
-Goals (docs/benchmarks.md): cls_train <= 1.03, cls_fused 1.00 +- 0.01 with
+Goals (benchmarks/README.md): cls_train <= 1.03, cls_fused 1.00 +- 0.01 with
 identical argmax, seg_infer <= 1.02, seg_frozen <= 0.35; a sweep
 of 11 scale factors <= 1.3x one ordinary evaluation (sweep_seg, sweep_cls);
 label-shift estimation and adaptation on cached logits <= 0.05x one
@@ -185,8 +185,7 @@ def _seg_models():
     from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
-    cfg = Config.fromfile(
-        osp.join(REPO, 'configs/npe/unet_stare_pem_fcn_s1.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs/npe/unet_stare_pem_fcn.py'))
     init_default_scope('mmseg')
     torch.manual_seed(0)
     npe = revert_sync_batchnorm(MODELS.build(cfg.model))
@@ -407,6 +406,7 @@ def bench_sweep_seg(reps: int) -> str:
 
 def bench_sweep_cls(reps: int) -> str:
     from mmnpe.analysis import sweep_classifier
+    from mmnpe.analysis.builder import classification_train_counts
     from mmnpe.cls import LongTailAccuracy
     config = osp.join(REPO, 'configs/demo/npe-la-k16_resnet32_digits-lt.py')
     with tempfile.TemporaryDirectory() as tmp:
@@ -415,7 +415,9 @@ def bench_sweep_cls(reps: int) -> str:
         runner2 = _test_runner(config, osp.join(tmp, 'b'),
                                runner.model.state_dict())
         model, loader = runner.model, runner.test_dataloader
-        counts = loader.dataset.metainfo['train_class_counts']
+        # The training images per class, as the sweep tool counts them
+        # (the balanced test split carries no rho).
+        counts = classification_train_counts(runner.cfg)
         assert isinstance(runner.test_evaluator.metrics[0], LongTailAccuracy)
 
         def sweep():
@@ -467,7 +469,8 @@ def bench_label_shift_cls(reps: int) -> str:
         runner = _test_runner(config, osp.join(tmp, 'a'))
         runner2 = _test_runner(config, osp.join(tmp, 'b'),
                                runner.model.state_dict())
-        counts = runner.test_dataloader.dataset.metainfo['train_class_counts']
+        from mmnpe.analysis.builder import classification_train_counts
+        counts = classification_train_counts(runner.cfg)
         return _label_shift_line(
             'label_shift_cls', 'ResNet-32 K=16 DigitsLT, 500 validation '
             'images, 180 shifted target images',

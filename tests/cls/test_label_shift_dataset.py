@@ -10,7 +10,10 @@ from mmnpe.cls.datasets import label_shift_indices
 from mmnpe.functional import label_shift_profile
 
 DIGITS = dict(
-    type='DigitsLT', split='test', pipeline=[dict(type='PackInputs')])
+    type='DigitsLT',
+    split='test',
+    imbalance_ratio=50,
+    pipeline=[dict(type='PackInputs')])
 
 
 def build(**kwargs):

@@ -45,7 +45,8 @@ setup(
         'setuptools<82',
     ],
     extras_require={
-        'tests': ['pytest', 'scikit-learn', 'matplotlib'],
+        # quapy: a maintained EM (EMQ) the label-shift tests compare with.
+        'tests': ['pytest', 'scikit-learn', 'matplotlib', 'quapy'],
         'demo': ['scikit-learn', 'matplotlib'],
         # pip install mmnpe[det]: the MMDetection adapter (mmnpe.det). mmdet
         # 3.3 imports six, tqdm, terminaltables, shapely and pycocotools

@@ -921,6 +921,441 @@ def _portable(result: dict) -> dict:
     return result
 
 
+# Label shift -----------------------------------------------------------------
+#
+# Predicting for the target prior instead of a uniform one (docs/user_guides/
+# label_shift.md). DigitsLT: the balanced test split is cut per class into a
+# labelled validation half (calibration, BBSE's confusion matrix) and a
+# target pool half, which is subsampled to forward / backward shifted priors
+# (the LabelShiftDataset protocol, applied to the cached logits: the same
+# samples the wrapper keeps). Each model runs once over each half; every
+# shift is evaluated on the cache. Synthetic segmentation: the selection set
+# (the generator with another seed, long-tailed pixels) is the labelled
+# validation set, the reported test split the target, one pixel prior for
+# the whole split.
+
+LS_CLS_METHODS = ('CE', 'LA post-hoc', 'NPE-LA K=16')
+LS_SEG_METHODS = ('CE', 'LA post-hoc', 'NPE-LA linear')
+LS_ROWS = (('model', 'as trained (uniform for NPE-LA / LA)'),
+           ('em', 'EM + BCTS'), ('bbse', 'BBSE'),
+           ('oracle', 'oracle pi_t + BCTS'), ('oracle_uncalibrated',
+                                              'oracle pi_t, target_prior key'))
+LS_DEFAULTS = dict(
+    shift_rhos=[10, 50], directions=['forward', 'backward'], shift_seed=0)
+
+
+def _halves(labels: np.ndarray) -> tuple:
+    """Per class, alternate samples to the validation and the target half
+    (the test split is drawn at random per class)."""
+    val, pool = [], []
+    for c in np.unique(labels):
+        idx = np.nonzero(labels == c)[0]
+        val.append(idx[0::2])
+        pool.append(idx[1::2])
+    return np.sort(np.concatenate(val)), np.sort(np.concatenate(pool))
+
+
+def _ls_shifts(job: dict) -> List[tuple]:
+    """(name, rho, direction) of every evaluated target prior."""
+    shifts = [('none', None, None)]
+    for direction in job['directions']:
+        for rho in job['shift_rhos']:
+            shifts.append((f'{direction} {rho:g}', rho, direction))
+    return shifts
+
+
+def _ls_record(task, setting, method, seed, shift, result) -> dict:
+    rows = {
+        name: {
+            k: v
+            for k, v in row.items() if k != 'per_class'
+        }
+        for name, row in result['rows'].items()
+    }
+    est = {
+        m: {
+            k: e[k]
+            for k in ('l1', 'error', 'converged', 'condition') if k in e
+        }
+        for m, e in result['estimates'].items()
+    }
+    return dict(
+        task=task,
+        setting=setting,
+        method=method,
+        seed=seed,
+        shift=shift,
+        rows=rows,
+        estimates=est,
+        calibration={
+            k: result['calibration'].get(k)
+            for k in ('temperature', 'ece_val_before', 'ece_val_after')
+        })
+
+
+def _ls_cls_evaluate(job: dict, method: str, config: str, ckpt: str,
+                     opts: dict) -> List[dict]:
+    """One pass over each half of the test split, then every shift on the
+    cached logits."""
+    from mmengine.config import Config
+
+    from mmnpe.analysis import (build_model, collect_logits,
+                                evaluate_label_shift, load_config)
+    from mmnpe.analysis.builder import (build_dataloader, build_dataset,
+                                        classification_train_counts)
+    from mmnpe.cls.datasets import label_shift_indices
+    cfg = load_config(config, opts)
+    model = build_model(cfg, ckpt)
+    loader = Config(cfg.test_dataloader.to_dict())
+    full = build_dataset(loader.dataset)
+    val_idx, pool_idx = _halves(full.get_gt_labels())
+    caches = []
+    for idx in (val_idx, pool_idx):
+        part = copy.deepcopy(loader.to_dict())
+        part['dataset']['indices'] = idx.tolist()
+        caches.append(collect_logits(model, build_dataloader(part)))
+    val, pool = caches
+    # Counted over the training set, as ClassCountsHook gives them to
+    # LongTailAccuracy (the held-out split's metainfo knows no rho).
+    train_counts = classification_train_counts(cfg)
+    records = []
+    for name, rho, direction in _ls_shifts(job):
+        target = pool
+        if rho is not None:
+            keep, _ = label_shift_indices(pool.labels.numpy(),
+                                          pool.num_classes, rho, direction,
+                                          job['shift_seed'])
+            target = pool.select(keep)
+        result = evaluate_label_shift(
+            target, val, ('em', 'bbse'), 'bcts', train_counts=train_counts)
+        records.append(
+            _ls_record('cls', f'DigitsLT rho={job["rho"]:g}', method,
+                       job['seed'], name, result))
+    return records
+
+
+def ls_cls_chain(job: dict) -> List[dict]:
+    """CE and NPE-LA (K=16) trained for one training rho and seed; CE,
+    post-hoc LA on it and NPE-LA evaluated under every shift."""
+    out_dir = osp.join(job['out_dir'], 'label_shift', f'cls_r{job["rho"]:g}',
+                       f's{job["seed"]}')
+    records = []
+    ce_ckpt = None
+    for method in ('CE', 'NPE-LA K=16'):
+        if method == 'NPE-LA K=16' and method not in job['methods']:
+            continue
+        config = _config(CLS_METHODS[method][0])
+        opts = _cls_options(job, 'scratch')
+        tag = method.lower().replace(' ', '-').replace('=', '')
+        work_dir = osp.join(out_dir, tag)
+        runner = _runner(config, work_dir,
+                         f'ls_cls_r{job["rho"]:g}_s{job["seed"]}_{tag}', opts)
+        runner.train()
+        ckpt = osp.join(work_dir, f'epoch_{runner.epoch}.pth')
+        del runner
+        if method == 'CE':
+            ce_ckpt = ckpt
+        if method in job['methods']:
+            records += _ls_cls_evaluate(job, method, config, ckpt, opts)
+    if 'LA post-hoc' in job['methods']:
+        config = _config(CLS_METHODS['LA post-hoc'][0])
+        records += _ls_cls_evaluate(job, 'LA post-hoc', config, ce_ckpt,
+                                    _cls_options(job, 'posthoc'))
+    return records
+
+
+def ls_seg_chain(job: dict) -> List[dict]:
+    """CE, post-hoc LA on it and NPE-LA (linear PEM, alpha = 1) on the
+    synthetic set: the selection set calibrates, the test split is the
+    target."""
+    from mmnpe.analysis import label_shift
+    seed = job['seed']
+    work = osp.join(job['out_dir'], 'label_shift', 'seg', f's{seed}')
+    setting = 'synthetic seg'
+    opts = _seg_train_options(job, job['seg_iters'], poly=True)
+    runner = _runner(
+        _config(SEG_BASE), osp.join(work, 'ce'), f'ls_seg_s{seed}_ce', opts)
+    runner.train()
+    base_ckpt = osp.join(work, 'ce', f'iter_{runner.iter}.pth')
+    del runner
+    evaluated = []
+    if 'CE' in job['methods']:
+        evaluated.append(('CE', _config(SEG_BASE), base_ckpt, opts))
+    if 'LA post-hoc' in job['methods']:
+        la_opts = _common(seed)
+        la_opts.update(NO_VAL)
+        la_opts.update(_seg_data(job, job['data_root']))
+        la_opts.update({
+            'model.class_counts': job['counts_json'],
+            'model.tau': 1.0
+        })
+        evaluated.append(('LA post-hoc', _config(SEG_LA), base_ckpt, la_opts))
+    if 'NPE-LA linear' in job['methods']:
+        npe_opts = _seg_train_options(job, job['seg_pem_iters'], poly=False)
+        npe_opts.update({'load_from': base_ckpt, 'model.scale_factor': 1.0})
+        work_dir = osp.join(work, 'npe_linear')
+        runner = _runner(
+            _config(SEG_NPE), work_dir, f'ls_seg_s{seed}_npe', npe_opts)
+        runner.train()
+        ckpt = osp.join(work_dir, f'iter_{runner.iter}.pth')
+        del runner
+        evaluated.append(('NPE-LA linear', _config(SEG_NPE), ckpt, npe_opts))
+    records = []
+    for method, config, ckpt, method_opts in evaluated:
+        result = label_shift(
+            config,
+            ckpt,
+            val_split='val',
+            target_split='test',
+            max_pixels=None,
+            cfg_options=_selection_options(job, method_opts))
+        records.append(
+            _ls_record('seg', setting, method, seed, 'val pixels', result))
+    return records
+
+
+def ls_plan(settings: dict, out_dir: str) -> List[tuple]:
+    jobs = []
+    for seed in settings['seeds']:
+        if settings['ls_seg_methods']:
+            jobs.append(('ls_seg_chain',
+                         dict(
+                             seed=seed,
+                             out_dir=out_dir,
+                             methods=settings['ls_seg_methods'],
+                             seg_iters=settings['seg_iters'],
+                             seg_pem_iters=settings['seg_pem_iters'],
+                             data_root=settings['data_root'],
+                             selection_root=settings['selection_root'],
+                             counts_json=settings['counts_json'])))
+    for rho in settings['rhos']:
+        for seed in settings['seeds']:
+            if settings['ls_cls_methods']:
+                jobs.append(('ls_cls_chain',
+                             dict(
+                                 rho=rho,
+                                 seed=seed,
+                                 out_dir=out_dir,
+                                 methods=settings['ls_cls_methods'],
+                                 cls_epochs=settings['cls_epochs'],
+                                 cls_batch=settings['cls_batch'],
+                                 shift_rhos=settings['shift_rhos'],
+                                 directions=settings['directions'],
+                                 shift_seed=settings['shift_seed'])))
+    return jobs
+
+
+def _run_jobs(jobs: List[tuple], workers: int) -> List[dict]:
+    records = []
+    if workers <= 1:
+        import torch
+
+        import mmnpe  # noqa: F401
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for name, job in jobs:
+                records += _call(name, job)
+        finally:
+            torch.set_num_threads(threads)
+        return records
+    ctx = get_context('spawn')
+    with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker) as pool:
+        futures = {
+            pool.submit(_call, name, job): i
+            for i, (name, job) in enumerate(jobs)
+        }
+        done = {}
+        for future in as_completed(futures):
+            if future.exception() is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise future.exception()
+            done[futures[future]] = future.result()
+    for i in range(len(jobs)):
+        records += done[i]
+    return records
+
+
+def run_label_shift_study(settings: dict,
+                          out_dir: str,
+                          workers: int = 1) -> dict:
+    """The label-shift part of the study alone."""
+    settings = copy.deepcopy(settings)
+    os.makedirs(out_dir, exist_ok=True)
+    start = time.time()
+    load_start = os.getloadavg()
+    if settings['ls_seg_methods']:
+        # prepare_data reads the segmentation methods from seg_methods.
+        prepared = dict(settings, seg_methods=settings['ls_seg_methods'])
+        prepare_data(prepared, out_dir)
+        settings.update({
+            k: prepared[k]
+            for k in ('data_root', 'selection_root', 'counts_json',
+                      'seg_train_pixels', 'seg_classes')
+        })
+    records = _run_jobs(ls_plan(settings, out_dir), workers)
+    return dict(
+        settings=settings,
+        records=records,
+        wall_seconds=round(time.time() - start, 1),
+        workers=workers,
+        load_average_start=load_start,
+        load_average_end=os.getloadavg(),
+        machine=dict(
+            cpu_count=os.cpu_count(),
+            processor=platform.processor() or platform.machine(),
+            python=platform.python_version()))
+
+
+def _ls_values(records: List[dict], key: tuple) -> List[float]:
+    out = []
+    for r in records:
+        node = r
+        for k in key:
+            node = node.get(k) if isinstance(node, dict) else None
+            if node is None:
+                break
+        if isinstance(node, (int, float)) and not isinstance(node, bool):
+            out.append(node)
+    return out
+
+
+def _ls_cell(records: List[dict], key: tuple, num_seeds: int) -> str:
+    """Mean ± std, with how many seeds gave a value when not all did (BBSE
+    refuses a singular confusion matrix)."""
+    values = _ls_values(records, key)
+    cell = _mean_std(values)
+    if values and len(values) < num_seeds:
+        cell += f' ({len(values)}/{num_seeds} seeds)'
+    return cell
+
+
+def _ls_rows(method: str) -> List[tuple]:
+    # A stock CE model has no target_prior key.
+    return [(row, label) for row, label in LS_ROWS
+            if not (method == 'CE' and row == 'oracle_uncalibrated')]
+
+
+def ls_markdown(result: dict) -> str:
+    """The label-shift tables (mean ± sample std over seeds)."""
+    s = result['settings']
+    records = result['records']
+    n = len(s['seeds'])
+    lines = []
+    cls = [r for r in records if r['task'] == 'cls']
+    for setting in dict.fromkeys(r['setting'] for r in cls):
+        rs = [r for r in cls if r['setting'] == setting]
+        shifts = list(dict.fromkeys(r['shift'] for r in rs))
+        lines += [
+            f'**{setting}, label shift** (top-1 % on the target half of the '
+            'test split, 25 images per class before the shift; the other '
+            'half, balanced, calibrates; NPE-LA with 16 PEMs)', '',
+            '| model | prediction | ' + ' | '.join(shifts) + ' |',
+            '|---|---|' + '---|' * len(shifts)
+        ]
+        methods = list(dict.fromkeys(r['method'] for r in rs))
+        for method in methods:
+            for row, label in _ls_rows(method):
+                cells = [
+                    _ls_cell([
+                        r for r in rs
+                        if r['method'] == method and r['shift'] == sh
+                    ], ('rows', row, 'top1'), n) for sh in shifts
+                ]
+                lines.append(f'| {method} | {label} | ' + ' | '.join(cells) +
+                             ' |')
+        lines += [
+            '', f'L1 error of the estimated target prior, {setting}:', '',
+            '| model | estimator | ' + ' | '.join(shifts) + ' |',
+            '|---|---|' + '---|' * len(shifts)
+        ]
+        for method in methods:
+            for m, label in (('em', 'EM + BCTS'), ('bbse', 'BBSE')):
+                cells = [
+                    _ls_cell([
+                        r for r in rs
+                        if r['method'] == method and r['shift'] == sh
+                    ], ('estimates', m, 'l1'), n) for sh in shifts
+                ]
+                lines.append(f'| {method} | {label} | ' + ' | '.join(cells) +
+                             ' |')
+        lines.append('')
+    seg = [r for r in records if r['task'] == 'seg']
+    if seg:
+        lines += [
+            '**synthetic seg, label shift** (the test split\'s own '
+            'long-tailed pixel prior, estimated once for the whole split; '
+            'the selection set, long-tailed too, calibrates)', '',
+            '| model | prediction | aAcc | mIoU | mAcc | prior L1 |',
+            '|---|---|---|---|---|---|'
+        ]
+        for method in dict.fromkeys(r['method'] for r in seg):
+            rs = [r for r in seg if r['method'] == method]
+            for row, label in _ls_rows(method):
+                cells = [
+                    _ls_cell(rs, ('rows', row, k), n)
+                    for k in ('aAcc', 'mIoU', 'mAcc')
+                ]
+                l1 = (
+                    _ls_cell(rs, ('estimates', row,
+                                  'l1'), n) if row in ('em', 'bbse') else '')
+                lines.append(f'| {method} | {label} | ' + ' | '.join(cells) +
+                             f' | {l1} |')
+        converged = sum(
+            bool(r['estimates'].get('em', {}).get('converged')) for r in seg)
+        singular = sum('error' in r['estimates'].get('bbse', {}) for r in seg)
+        lines += [
+            '', f'EM reached its tolerance in {converged} of {len(seg)} '
+            'segmentation runs (1000 iterations at most); BBSE refused a '
+            f'singular validation confusion matrix in {singular} of '
+            f'{len(seg)}.', ''
+        ]
+    load = ', '.join(f'{a:.1f}' for a in (result['load_average_start'][0],
+                                          result['load_average_end'][0]))
+    lines.append(
+        f'Mean ± sample std over {n} training seed(s) '
+        f'({", ".join(map(str, s["seeds"]))}); shifted targets drawn with '
+        f'seed {s["shift_seed"]}; ResNet-32 {s["cls_epochs"]} epochs, '
+        f'UNet-tiny + FCN {s["seg_iters"]} iterations (PEM '
+        f'{s["seg_pem_iters"]}); "(k/N seeds)": BBSE refused a singular '
+        'confusion matrix in the others. '
+        f'{result["wall_seconds"] / 60:.1f} min with '
+        f'{result["workers"]} worker process(es) of one thread on '
+        f'{result["machine"]["cpu_count"]} CPU cores (load average {load} at '
+        'start, end).')
+    return '\n'.join(lines) + '\n'
+
+
+def label_shift_main(args: argparse.Namespace) -> dict:
+    """``--label-shift``: run only the label-shift part."""
+    settings = dict(
+        FULL,
+        **LS_DEFAULTS,
+        seeds=args.seeds,
+        rhos=args.rhos,
+        ls_cls_methods=args.ls_cls_methods,
+        ls_seg_methods=args.ls_seg_methods,
+        cls_epochs=args.cls_epochs,
+        seg_iters=args.seg_iters,
+        seg_pem_iters=args.seg_pem_iters,
+        seg_num_train=args.seg_num_train,
+        seg_num_val=args.seg_num_val)
+    if args.shift_rhos:
+        settings['shift_rhos'] = args.shift_rhos
+    result = run_label_shift_study(settings, osp.abspath(args.out_dir),
+                                   args.workers)
+    table = ls_markdown(result)
+    with open(args.ls_json, 'w') as f:
+        json.dump(_portable(result), f, indent=1)
+        f.write('\n')
+    with open(args.ls_md, 'w') as f:
+        f.write(table)
+    print(table)
+    print(f'wrote {args.ls_md} and {args.ls_json}', file=sys.stderr)
+    return result
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out-dir', default='work_dirs/accuracy_study')
@@ -962,7 +1397,40 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--doc',
         help='also copy the table into this Markdown page, between its '
         'accuracy_study markers (docs/results.md)')
+    parser.add_argument(
+        '--label-shift',
+        action='store_true',
+        help='run only the label-shift part (writes --ls-md / --ls-json)')
+    parser.add_argument(
+        '--ls-cls-methods',
+        nargs='*',
+        default=list(LS_CLS_METHODS),
+        help='label shift: classification models')
+    parser.add_argument(
+        '--ls-seg-methods',
+        nargs='*',
+        default=list(LS_SEG_METHODS),
+        help='label shift: segmentation models')
+    parser.add_argument(
+        '--shift-rhos',
+        type=float,
+        nargs='+',
+        help='label shift: rho of the shifted targets (default 10 50)')
+    parser.add_argument(
+        '--ls-md',
+        default=osp.join(REPO, 'benchmarks', 'label_shift_study.md'),
+        help='label shift: markdown table to write')
+    parser.add_argument(
+        '--ls-json',
+        default=osp.join(REPO, 'benchmarks', 'label_shift_study.json'),
+        help='label shift: every run, as JSON')
     args = parser.parse_args(argv)
+    for flag, allowed in (('ls_cls_methods', LS_CLS_METHODS),
+                          ('ls_seg_methods', LS_SEG_METHODS)):
+        for m in getattr(args, flag):
+            if m not in allowed:
+                parser.error(f'--{flag.replace("_", "-")} must be among '
+                             f'{list(allowed)}, got {m!r}')
     for m in args.cls_methods:
         if m not in CLS_METHODS:
             parser.error(f'--cls-methods must be among {list(CLS_METHODS)}, '
@@ -984,6 +1452,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.label_shift:
+        return label_shift_main(args)
     settings = dict(
         FULL,
         seeds=args.seeds,

@@ -19,6 +19,8 @@ overhead, Python objects and the interpreter are not counted.
 Goals (benchmarks/README.md): cls_train <= 1.03, cls_fused 1.00 +- 0.01 with
 identical argmax, seg_infer <= 1.02, seg_frozen <= 0.35; a sweep
 of 11 scale factors <= 1.3x one ordinary evaluation (sweep_seg, sweep_cls);
+label-shift estimation and adaptation on cached logits <= 0.05x one
+evaluation (label_shift_cls, label_shift_seg);
 det_infer <= 1.02 (NPE-LA's RoI head on the LVIS Mask R-CNN); det_frozen and
 the det memory lines are reported (docs/user_guides/detection.md).
 """
@@ -430,6 +432,75 @@ def bench_sweep_cls(reps: int) -> str:
             f'{aa:.3f}; baseline {base * 1e3:.0f} ms)  goal <= 1.3')
 
 
+def _label_shift_caches(model, loader):
+    """The validation cache (the whole split) and a forward-shifted target
+    (rho 10) drawn from it, as the label-shift tool holds them."""
+    from mmnpe.analysis import collect_logits
+    from mmnpe.cls.datasets import label_shift_indices
+    with torch.no_grad():
+        val = collect_logits(model, loader, max_pixels=None)
+    if val.task == 'seg':
+        return val, collect_logits(model, loader, max_pixels=None)
+    keep, _ = label_shift_indices(val.labels.numpy(), val.num_classes, 10)
+    return val, val.select(keep)
+
+
+def _label_shift_line(name, what, runner, runner2, reps, **kwargs) -> str:
+    from mmnpe.analysis import evaluate_label_shift
+    val, target = _label_shift_caches(runner.model, runner.test_dataloader)
+    info = {}
+
+    def estimate():
+        info.update(
+            evaluate_label_shift(target, val, ('em', 'bbse'), 'bcts',
+                                 **kwargs)['estimates'])
+
+    r, aa, base = _paired(estimate, runner.test_loop.run,
+                          runner2.test_loop.run, reps)
+    em = info.get('em', {})
+    return (f'{name}  calibration (BCTS) + EM + BBSE + metrics of 6 priors '
+            f'on the cached logits / one test-loop evaluation, {what}: '
+            f'{r:.3f}  (A/A {aa:.3f}; baseline {base * 1e3:.0f} ms; EM '
+            f'{em.get("iterations")} iterations)  goal <= 0.05')
+
+
+def bench_label_shift_cls(reps: int) -> str:
+    config = osp.join(REPO, 'configs/demo/npe-la-k16_resnet32_digits-lt.py')
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        runner = _test_runner(config, osp.join(tmp, 'a'))
+        runner2 = _test_runner(config, osp.join(tmp, 'b'),
+                               runner.model.state_dict())
+        from mmnpe.analysis.builder import classification_train_counts
+        counts = classification_train_counts(runner.cfg)
+        return _label_shift_line(
+            'label_shift_cls', 'ResNet-32 K=16 DigitsLT, 500 validation '
+            'images, 180 shifted target images',
+            runner,
+            runner2,
+            reps,
+            train_counts=counts)
+
+
+def bench_label_shift_seg(reps: int) -> str:
+    from mmnpe.seg import generate_synthetic_lt
+    config = osp.join(REPO,
+                      'configs/demo/npe_fcn_unet-tiny_synthetic-lt-64x64.py')
+    with tempfile.TemporaryDirectory() as tmp:
+        generate_synthetic_lt(tmp, num_train=16, num_val=16, size=64)
+        data = {
+            f'{s}_dataloader.dataset.data_root': tmp
+            for s in ('train', 'val', 'test')
+        }
+        torch.manual_seed(0)
+        runner = _test_runner(config, osp.join(tmp, 'a'), **data)
+        runner2 = _test_runner(config, osp.join(tmp, 'b'),
+                               runner.model.state_dict(), **data)
+        return _label_shift_line(
+            'label_shift_seg', 'demo UNet whole 64x64, 16 + 16 images '
+            '(65 536 pixels each)', runner, runner2, reps)
+
+
 def _paired(sweep, run, run2, reps):
     """The sweep runs inside the Runner's scope, as its test loop does."""
 
@@ -627,6 +698,8 @@ BENCHES = dict(
     mem_seg_infer=bench_mem_seg_infer,
     sweep_seg=bench_sweep_seg,
     sweep_cls=bench_sweep_cls,
+    label_shift_cls=bench_label_shift_cls,
+    label_shift_seg=bench_label_shift_seg,
     det_infer=bench_det_infer,
     det_frozen=bench_det_frozen,
     mem_det_infer=bench_mem_det_infer,

@@ -1,5 +1,6 @@
 """Analysis of trained models: prior recovery, one-pass scale-factor sweep,
-class-wise plots (``tools/analysis/`` are their command lines).
+label shift, class-wise plots (``tools/analysis/`` are their command
+lines).
 
 This layer sits above ``seg`` and ``cls`` (it reads models of both), like
 ``tools/``; neither imports it. Plots use matplotlib's object API (no
@@ -10,6 +11,9 @@ from .classwise import (classwise_table, frequency_bands, load_per_class,
                         plot_classwise)
 from .interface import prior_correction
 from .io import dump_json
+from .label_shift import (LogitCache, collect_logits, evaluate_label_shift,
+                          label_shift, plot_label_shift, shifted_loader_cfg,
+                          target_prior_record)
 from .prior_recovery import (ClassEstimateAccumulator, collect_estimates,
                              plot_prior_recovery, prior_recovery)
 from .scale_sweep import (ClsSweepState, SegSweepState, check_scales,
@@ -25,5 +29,7 @@ __all__ = [
     'collect_estimates', 'plot_prior_recovery', 'prior_recovery',
     'ClsSweepState', 'SegSweepState', 'check_scales', 'plot_scale_sweep',
     'scale_sweep', 'sweep_classifier', 'sweep_segmentor',
-    'seg_logits_and_estimate', 'prior_recovery_stats', 'rankdata'
+    'seg_logits_and_estimate', 'prior_recovery_stats', 'rankdata',
+    'LogitCache', 'collect_logits', 'evaluate_label_shift', 'label_shift',
+    'plot_label_shift', 'shifted_loader_cfg', 'target_prior_record'
 ]

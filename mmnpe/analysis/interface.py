@@ -61,6 +61,24 @@ def prior_correction(model: nn.Module, tool: str) -> Tuple[str, nn.Module]:
 
 
 @contextmanager
+def target_prior_set(holder: nn.Module, value) -> Iterator[None]:
+    """Temporarily predict for ``value`` (a ``target_prior`` setting, e.g.
+    ``'uniform'``); nothing happens for a holder without the key (a stock
+    head or segmentor). The previous setting is restored on exit."""
+    if not callable(getattr(holder, 'set_target_prior', None)):
+        yield
+        return
+    old = (holder.target_prior_mode, holder.target_prior.clone(),
+           holder.target_prior_file)
+    holder.set_target_prior(value)
+    try:
+        yield
+    finally:
+        (holder.target_prior_mode, prior, holder.target_prior_file) = old
+        holder.target_prior = prior
+
+
+@contextmanager
 def scale_factor_set(holder: nn.Module, value: float) -> Iterator[None]:
     """Temporarily set ``holder.scale_factor`` (restored on exit)."""
     old = holder.scale_factor

@@ -16,6 +16,7 @@ metric state of every scale factor ``s`` (predictions from
 So each curve point is what a separate evaluation with ``scale_factor = s``
 reports, for about the price of one evaluation.
 """
+import logging
 import math
 from numbers import Real
 from typing import Dict, List, Optional, Sequence
@@ -31,7 +32,7 @@ from torch import Tensor
 from .builder import (build_dataloader, build_model,
                       classification_train_counts, eval_dataloader_cfg,
                       find_metric, load_config)
-from .interface import prior_correction, scale_factor_set
+from .interface import prior_correction, scale_factor_set, target_prior_set
 from .seg_maps import seg_batch
 
 SEG_METRICS = ('mIoU', 'mDice', 'mAcc', 'aAcc')
@@ -300,7 +301,8 @@ def sweep_classifier(model: nn.Module,
     for batch in dataloader:
         data = model.data_preprocessor(batch, False)
         feats = model.extract_feat(data['inputs'])
-        with scale_factor_set(head, 0.0):
+        # The sweep is of the correction for a uniform prior.
+        with scale_factor_set(head, 0.0), target_prior_set(head, 'uniform'):
             z = head(feats)
         eta = head.estimate_prior(head.pre_logits(feats))
         target = torch.cat([s.gt_label for s in data['data_samples']])
@@ -352,7 +354,14 @@ def scale_sweep(config,
     scales = check_scales(scales)
     cfg = load_config(config, cfg_options)
     model = build_model(cfg, checkpoint, device)
-    task, _ = prior_correction(model, 'the scale sweep')
+    task, holder = prior_correction(model, 'the scale sweep')
+    if getattr(holder, 'target_prior_mode', 'uniform') != 'uniform':
+        print_log(
+            'scale sweep: the curves are of the correction for a uniform '
+            f'prior; the model\'s target_prior '
+            f'({holder.target_prior_mode!r}) is not applied',
+            logger='current',
+            level=logging.WARNING)
     loader = build_dataloader(eval_dataloader_cfg(cfg, split))
     meta = loader.dataset.metainfo
     classes = list(meta['classes'])

@@ -16,6 +16,7 @@ from .launch import DEFAULT_HOOKS, add_default_hooks, build_runner
 from .resume import check_load_from, resolve_resume
 from .safe_globals import register_safe_globals
 from .samplers import ClassBalancedSampler
+from .target_prior_mixin import TargetPriorMixin
 
 __all__ = [
     'ClassBalancedSampler', 'ClassCountsHook', 'ClassCountsMixin',
@@ -28,5 +29,5 @@ __all__ = [
     'error_hints', 'close_registered_names', 'UnknownComponentError',
     'UnsafeCheckpointError', 'DEFAULT_HOOKS', 'add_default_hooks',
     'build_runner', 'LoadRecord', 'LoadRecorder', 'check_load',
-    'required_tensors', 'DETECTION_KINDS', 'repeated_parts'
+    'required_tensors', 'TargetPriorMixin', 'DETECTION_KINDS', 'repeated_parts'
 ]

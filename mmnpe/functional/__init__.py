@@ -10,6 +10,14 @@ from .fusion import fuse_npe_linear
 from .iwb import (KL_DIRECTIONS, check_iwb_lambda, check_kl_direction,
                   iwb_hardness_coefficient, iwb_kl_loss,
                   iwb_number_coefficient, iwb_target)
+from .label_shift import (CALIBRATIONS, DIRECTIONS, METHODS, Calibration,
+                          LabelShiftConvergenceWarning, OnlinePriorEstimator,
+                          adjust_to_prior, bbse_prior, centered_log,
+                          check_calibration, check_logits, check_method,
+                          check_prior, em_prior, estimate_target_prior,
+                          expected_calibration_error, fit_calibration,
+                          identity_calibration, label_shift_profile,
+                          load_target_prior, mean_posterior)
 from .logit_adjust import (balanced_softmax_loss, centered_log_prior,
                            check_tau, class_axis, logit_adjusted_cross_entropy)
 from .npe import check_scale_factor, npe_estimate, npe_logit_adjust
@@ -25,5 +33,11 @@ __all__ = [
     'effective_number_weights', 'KL_DIRECTIONS', 'check_iwb_lambda',
     'check_kl_direction', 'iwb_hardness_coefficient', 'iwb_kl_loss',
     'iwb_number_coefficient', 'iwb_target', 'foreground_logit_adjust',
-    'foreground_balanced_softmax_loss'
+    'foreground_balanced_softmax_loss', 'CALIBRATIONS', 'DIRECTIONS',
+    'METHODS', 'Calibration', 'LabelShiftConvergenceWarning',
+    'OnlinePriorEstimator', 'adjust_to_prior', 'bbse_prior', 'centered_log',
+    'check_calibration', 'check_logits', 'check_method', 'check_prior',
+    'em_prior', 'estimate_target_prior', 'expected_calibration_error',
+    'fit_calibration', 'identity_calibration', 'label_shift_profile',
+    'load_target_prior', 'mean_posterior'
 ]

@@ -5,13 +5,14 @@ from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from mmnpe.engine import ClassCountsMixin
+from mmnpe.engine import ClassCountsMixin, TargetPriorMixin
 from mmnpe.engine.class_counts_mixin import CountsArg
 from mmnpe.functional import centered_log_prior, check_tau, npe_logit_adjust
+from mmnpe.functional.label_shift import TargetPriorArg
 
 
 @MODELS.register_module()
-class LogitAdjustClsHead(ClassCountsMixin, LinearClsHead):
+class LogitAdjustClsHead(ClassCountsMixin, TargetPriorMixin, LinearClsHead):
     """Linear classifier with post-hoc logit adjustment ``z - tau * log pi``.
 
     Menon et al., `Long-tail learning via logit adjustment
@@ -27,6 +28,13 @@ class LogitAdjustClsHead(ClassCountsMixin, LinearClsHead):
     - ``predict(): pre_logits() -> fc(h) - tau * (log pi - mean log pi) ->
       softmax``
 
+    ``target_prior`` predicts for another class prior ``pi_t``: the adjusted
+    logits plus ``log pi_t - mean log pi_t`` (:class:`TargetPriorMixin`;
+    docs/user_guides/label_shift.md); ``'source'`` adds the counts' own
+    centred log prior. A Balanced Softmax model (whose plain logits are the
+    balanced ones) predicts for ``pi_t`` with this head at ``tau=0`` and
+    ``target_prior=pi_t`` (``'source'``: for the training prior).
+
     Args:
         num_classes (int): Number of classes.
         in_channels (int): Feature dimension.
@@ -38,8 +46,14 @@ class LogitAdjustClsHead(ClassCountsMixin, LinearClsHead):
             Defaults to 1.0.
         eps (float, optional): Added to ``pi`` inside the log; allows empty
             classes. Defaults to None (zero counts are an error).
+        target_prior (str | Sequence[float] | None): The class prior to
+            predict for: None / 'uniform' (post-hoc LA as it is), 'source'
+            (the counts' prior), C probabilities or counts, or a JSON path.
+            Defaults to None.
         **kwargs: Arguments of :class:`LinearClsHead`.
     """
+
+    source_undoes_correction = False
 
     def __init__(self,
                  num_classes: int,
@@ -47,10 +61,12 @@ class LogitAdjustClsHead(ClassCountsMixin, LinearClsHead):
                  class_counts: CountsArg = None,
                  tau: float = 1.0,
                  eps: Optional[float] = None,
+                 target_prior: TargetPriorArg = None,
                  **kwargs) -> None:
         self.scale_factor = check_tau(tau)
         super().__init__(num_classes, in_channels, **kwargs)
         self.init_class_counts(class_counts, num_classes, eps=eps)
+        self.init_target_prior(target_prior, num_classes)
 
     @property
     def tau(self) -> float:
@@ -69,14 +85,20 @@ class LogitAdjustClsHead(ClassCountsMixin, LinearClsHead):
             device=pre_logits.device,
             dtype=pre_logits.dtype).expand(pre_logits.size(0), -1)
 
+    def source_log_prior_offset(self) -> torch.Tensor:
+        """The counts' centred log prior, (C,) float64 (what
+        ``target_prior='source'`` adds)."""
+        return centered_log_prior(self.log_class_prior())
+
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        """Adjusted logits, (N, C): ``fc(h) - tau * eta``."""
+        """Adjusted logits, (N, C): ``fc(h) - tau * eta`` (+ the target
+        prior's centred log, when one is set)."""
         pre_logits = self.pre_logits(feats)
         logits = self.fc(pre_logits)
-        if self.scale_factor == 0:
-            return logits
-        return npe_logit_adjust(logits, self.estimate_prior(pre_logits),
-                                self.scale_factor)
+        if self.scale_factor != 0:
+            logits = npe_logit_adjust(logits, self.estimate_prior(pre_logits),
+                                      self.scale_factor)
+        return self.add_target_prior(logits)
 
     def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> dict:

@@ -9,12 +9,14 @@ from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from mmnpe.engine import TargetPriorMixin
 from mmnpe.functional import (check_scale_factor, check_sign, fuse_npe_linear,
                               npe_estimate, npe_logit_adjust)
+from mmnpe.functional.label_shift import TargetPriorArg
 
 # Arguments the NPE heads add to their stock head.
 NPE_HEAD_KEYS = ('num_pems', 'sign', 'scale_factor', 'pem_loss_weight',
-                 'pem_init_std')
+                 'pem_init_std', 'target_prior')
 
 
 def _accepted_keys(stock: type) -> Set[str]:
@@ -34,7 +36,7 @@ def _accepted_keys(stock: type) -> Set[str]:
     return keys
 
 
-class NPEHeadMixin:
+class NPEHeadMixin(TargetPriorMixin):
     """Linear classifier with K linear Prior Estimation Modules (NPE-LA).
 
     Mixed in front of a stock mmpretrain head whose logits are one linear
@@ -51,7 +53,11 @@ class NPEHeadMixin:
 
     ``num_pems=0`` is exactly the stock head; ``scale_factor=0`` trains the
     PEMs but predicts with the plain classifier (the paper's Table 3
-    ablation). :meth:`fuse` folds everything into one ``nn.Linear``. The
+    ablation). ``target_prior`` predicts for another class prior: the
+    corrected logits plus ``log pi_t`` (centred), or, with ``'source'``,
+    the plain logits (:class:`TargetPriorMixin`; docs/user_guides/
+    label_shift.md). :meth:`fuse` folds everything into one ``nn.Linear``.
+    The
     stock head's parameter names are kept, so its checkpoints load (only
     ``pems.*`` missing). Arguments that the stock head does not take are
     refused, naming the NPE head that takes them (e.g. ``hidden_dim`` ->
@@ -67,6 +73,10 @@ class NPEHeadMixin:
             Defaults to 1.0.
         pem_init_std (float): Std of the PEMs' normal init (bias 0), > 0.
             Defaults to 0.001.
+        target_prior (str | Sequence[float] | None): The class prior to
+            predict for: None / 'uniform' (the paper's NPE-LA), 'source'
+            (the plain logits), C probabilities or counts, or a JSON path.
+            Defaults to None.
         **kwargs: Arguments of the stock head (``loss``, ``topk``,
             ``init_cfg`` ...).
     """
@@ -92,6 +102,7 @@ class NPEHeadMixin:
                  scale_factor: float = 1.0,
                  pem_loss_weight: float = 1.0,
                  pem_init_std: float = 0.001,
+                 target_prior: TargetPriorArg = None,
                  **kwargs) -> None:
         name = type(self).__name__
         if isinstance(num_pems,
@@ -121,6 +132,7 @@ class NPEHeadMixin:
         self.scale_factor = check_scale_factor(scale_factor)
         super().__init__(
             num_classes=num_classes, in_channels=in_channels, **kwargs)
+        self.init_target_prior(target_prior, num_classes)
         self.num_pems = num_pems
         self.pem_loss_weight = float(pem_loss_weight)
         self.pem_init_std = pem_init_std
@@ -195,13 +207,14 @@ class NPEHeadMixin:
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         """NPE-LA logits, (N, C): ``final_linear(h) - scale_factor *
-        eta(h)``."""
+        eta(h)`` (+ the target prior's centred log, when one is set)."""
         pre_logits = self._pre_logits(feats)
         logits = self.final_linear(pre_logits)
-        if not self.num_pems or self.scale_factor == 0:
-            return logits
-        return npe_logit_adjust(logits, self.estimate_prior(pre_logits),
-                                self.scale_factor)
+        if (self.num_pems and self.scale_factor != 0
+                and not self.restores_plain_logits):
+            logits = npe_logit_adjust(logits, self.estimate_prior(pre_logits),
+                                      self.scale_factor)
+        return self.add_target_prior(logits)
 
     def estimate_prior(self, pre_logits: torch.Tensor) -> torch.Tensor:
         """NPE estimate ``eta`` of the pooled features (N, D), (N, C),
@@ -242,17 +255,20 @@ class NPEHeadMixin:
     def fuse(self) -> nn.Linear:
         """One ``nn.Linear`` whose logits equal :meth:`forward`'s (up to a
         per-sample constant when centring, which changes neither softmax nor
-        argmax)."""
+        argmax); a target prior's centred log goes into the bias."""
         linear = self.final_linear
         fc = nn.Linear(linear.in_features, self.num_classes).to(linear.weight)
-        if not self.num_pems:
+        if not self.num_pems or self.restores_plain_logits:
             fc.load_state_dict(linear.state_dict())
-            return fc
-        k, c, d = self.num_pems, self.num_classes, linear.in_features
-        weight, bias = fuse_npe_linear(linear.weight, linear.bias,
-                                       self.pems.weight.view(k, c, d),
-                                       self.pems.bias.view(k, c), self.sign,
-                                       self.scale_factor)
-        fc.weight.data.copy_(weight)
-        fc.bias.data.copy_(bias)
+        else:
+            k, c, d = self.num_pems, self.num_classes, linear.in_features
+            weight, bias = fuse_npe_linear(linear.weight, linear.bias,
+                                           self.pems.weight.view(k, c, d),
+                                           self.pems.bias.view(k, c),
+                                           self.sign, self.scale_factor)
+            fc.weight.data.copy_(weight)
+            fc.bias.data.copy_(bias)
+        offset = self.target_prior_offset()
+        if offset is not None:
+            fc.bias.data += offset.to(fc.bias)
         return fc

@@ -34,5 +34,8 @@ class LogitAdjustCascadeEncoderDecoder(CascadePriorAdjustedMixin,
             Defaults to 1.0.
         eps (float, optional): Added to ``pi`` inside the log. Defaults to
             None (zero counts are an error).
+        target_prior (str | Sequence[float] | None): The class prior to
+            predict for, as :class:`LogitAdjustEncoderDecoder`. Defaults to
+            None.
         **kwargs: Arguments of :class:`CascadeEncoderDecoder`.
     """

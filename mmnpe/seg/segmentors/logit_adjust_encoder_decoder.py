@@ -6,6 +6,7 @@ from torch import Tensor
 from mmnpe.engine import ClassCountsMixin
 from mmnpe.engine.class_counts_mixin import CountsArg
 from mmnpe.functional import centered_log_prior, check_tau
+from mmnpe.functional.label_shift import TargetPriorArg
 from .prior_adjusted_encoder_decoder import PriorAdjustedEncoderDecoder
 
 
@@ -35,23 +36,33 @@ class LogitAdjustEncoderDecoder(ClassCountsMixin, PriorAdjustedEncoderDecoder):
         eps (float, optional): Added to ``pi`` inside the log; allows
             classes with no pixel. Defaults to None (zero counts are an
             error).
+        target_prior (str | Sequence[float] | None): The pixel prior to
+            predict for (one for the whole data set): None / 'uniform'
+            (post-hoc LA as it is), 'source' (adds the counts' centred log
+            prior back), C probabilities or counts, or a JSON path
+            (:class:`TargetPriorMixin`). With ``tau=0`` on a Balanced
+            Softmax model: the balanced logits plus ``log pi_t``. Defaults
+            to None.
         **kwargs: Arguments of :class:`EncoderDecoder`.
     """
 
     _segmentor_types = ('LogitAdjustEncoderDecoder',
                         'LogitAdjustCascadeEncoderDecoder')
+    source_undoes_correction = False
 
     def __init__(self,
                  *args,
                  class_counts: CountsArg = None,
                  tau: float = 1.0,
                  eps: Optional[float] = None,
+                 target_prior: TargetPriorArg = None,
                  **kwargs) -> None:
         # Checked before the (possibly large) backbone is built.
         tau = check_tau(tau)
         super().__init__(*args, **kwargs)
         self.scale_factor = tau
         self.init_class_counts(class_counts, self.num_classes, eps=eps)
+        self.init_target_prior(target_prior, self.num_classes)
 
     @property
     def tau(self) -> float:
@@ -61,6 +72,11 @@ class LogitAdjustEncoderDecoder(ClassCountsMixin, PriorAdjustedEncoderDecoder):
     @tau.setter
     def tau(self, value: float) -> None:
         self.scale_factor = check_tau(value)
+
+    def source_log_prior_offset(self) -> Tensor:
+        """The counts' centred log prior, (C,) float64 (what
+        ``target_prior='source'`` adds)."""
+        return centered_log_prior(self.log_class_prior())
 
     def estimate_prior(self, x: Sequence[Tensor]) -> Tensor:
         """The centred log-prior ``log pi - mean(log pi)``, (N, C, 1, 1), in

@@ -29,5 +29,7 @@ class NPECascadeEncoderDecoder(CascadePriorAdjustedMixin, NPEEncoderDecoder,
         pem_head (dict | list[dict]): Config of one PEM, or of K PEMs.
         scale_factor (float): alpha, finite and >= 0; 0 gives exactly the
             stock model's logits. Defaults to 1.0.
+        target_prior (str | Sequence[float] | None): The class prior to
+            predict for, as :class:`NPEEncoderDecoder`. Defaults to None.
         **kwargs: Arguments of :class:`CascadeEncoderDecoder`.
     """

@@ -10,6 +10,7 @@ from mmseg.utils import ConfigType, SampleList, add_prefix
 from torch import Tensor
 
 from mmnpe.functional import check_scale_factor, npe_estimate
+from mmnpe.functional.label_shift import TargetPriorArg
 from mmnpe.seg.decode_heads import PEMDecodeHead
 from .prior_adjusted_encoder_decoder import PriorAdjustedEncoderDecoder
 
@@ -46,10 +47,19 @@ class NPEEncoderDecoder(PriorAdjustedEncoderDecoder):
     Every PEM inherits the decode head's ``ignore_index`` and
     ``align_corners``; a PEM setting another value is an error.
 
+    ``target_prior`` predicts for another pixel prior ``pi_t`` (one for the
+    whole data set): the corrected logits plus ``log pi_t - mean log pi_t``;
+    ``'source'`` puts back ``scale_factor * eta``, so exactly the stock
+    logits return (:class:`TargetPriorMixin`).
+
     Args:
         pem_head (dict | list[dict]): Config of one PEM, or of K PEMs.
         scale_factor (float): alpha, finite and >= 0; 0 gives exactly the
             stock model's logits. Defaults to 1.0.
+        target_prior (str | Sequence[float] | None): The class prior to
+            predict for: None / 'uniform' (NPE-LA as it is), 'source' (the
+            stock logits), C probabilities or counts, or a JSON path.
+            Defaults to None.
         **kwargs: Arguments of :class:`EncoderDecoder`.
     """
 
@@ -57,11 +67,13 @@ class NPEEncoderDecoder(PriorAdjustedEncoderDecoder):
                  *args,
                  pem_head: Union[ConfigType, Sequence[ConfigType]],
                  scale_factor: float = 1.0,
+                 target_prior: TargetPriorArg = None,
                  **kwargs) -> None:
         # Checked before the (possibly large) backbone is built.
         scale_factor = check_scale_factor(scale_factor)
         super().__init__(*args, **kwargs)
         self.scale_factor = scale_factor
+        self.init_target_prior(target_prior, self.num_classes)
         self._init_pem_heads(pem_head)
 
     def _init_pem_heads(

@@ -8,12 +8,13 @@ from mmseg.models.utils import resize
 from mmseg.utils import ConfigType, OptSampleList
 from torch import Tensor
 
+from mmnpe.engine import TargetPriorMixin
 from mmnpe.functional import npe_logit_adjust
 from .decode_head_compat import (FIRST_OUTPUT_PREDICTS, NPE_TYPES,
                                  SegmentorTypes, check_plain_decode_head)
 
 
-class PriorAdjustedEncoderDecoder(EncoderDecoder):
+class PriorAdjustedEncoderDecoder(TargetPriorMixin, EncoderDecoder):
     """Encoder-decoder whose logits become ``z - scale_factor * eta`` at
     inference (not registered: the base of NPE-LA and post-hoc LA).
 
@@ -37,6 +38,11 @@ class PriorAdjustedEncoderDecoder(EncoderDecoder):
     own resolution and brought to the decode head's (a (N, C, 1, 1) estimate
     is broadcast, not interpolated). Training is untouched: losses see the
     plain logits.
+
+    ``target_prior`` (:class:`TargetPriorMixin`, set by the subclasses'
+    ``__init__``) predicts for another class prior: the corrected logits
+    plus ``log pi_t - mean log pi_t`` at every pixel (one prior for the
+    whole data set; docs/user_guides/label_shift.md).
 
     The decode head must compute per-class logits from the features alone
     and predict from them (``predict = predict_by_feat(forward(x))``); heads
@@ -101,10 +107,11 @@ class PriorAdjustedEncoderDecoder(EncoderDecoder):
         (N, C, 1, 1)."""
 
     def _adjusted_logits(self, x: Sequence[Tensor]) -> Tensor:
-        """Decode-head logits minus ``scale_factor * eta``, (N, C, h, w)."""
+        """Decode-head logits minus ``scale_factor * eta`` (+ the target
+        prior's centred log), (N, C, h, w)."""
         seg_logits = self._decode_logits(x)
-        if self.scale_factor == 0:
-            return seg_logits
+        if self.scale_factor == 0 or self.restores_plain_logits:
+            return self.add_target_prior(seg_logits)
         eta = self.estimate_prior(x)
         if eta.shape[2:] != seg_logits.shape[2:]:
             if eta.shape[2:] == (1, 1):
@@ -115,7 +122,8 @@ class PriorAdjustedEncoderDecoder(EncoderDecoder):
                     size=seg_logits.shape[2:],
                     mode='bilinear',
                     align_corners=self.align_corners)
-        return npe_logit_adjust(seg_logits, eta, self.scale_factor)
+        return self.add_target_prior(
+            npe_logit_adjust(seg_logits, eta, self.scale_factor))
 
     def encode_decode(self, inputs: Tensor,
                       batch_img_metas: List[dict]) -> Tensor:

@@ -1,6 +1,8 @@
 from .cifar_lt import CIFAR10LT, CIFAR100LT, lt_class_counts, lt_subsample
 from .digits_lt import DigitsLT
+from .long_tail_list_dataset import LongTailListDataset
 
 __all__ = [
-    'CIFAR10LT', 'CIFAR100LT', 'DigitsLT', 'lt_class_counts', 'lt_subsample'
+    'CIFAR10LT', 'CIFAR100LT', 'DigitsLT', 'LongTailListDataset',
+    'lt_class_counts', 'lt_subsample'
 ]

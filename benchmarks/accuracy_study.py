@@ -142,10 +142,9 @@ def _cls_options(job: dict, kind: str) -> dict:
     rho, seed = job['rho'], job['seed']
     opts = _common(seed)
     opts.update(NO_VAL)
-    opts.update({
-        f'{split}_dataloader.dataset.imbalance_ratio': rho
-        for split in ('train', 'test')
-    })
+    # rho on the training set only (the held-out split is the same for any
+    # rho; ClassCountsHook gives LongTailAccuracy the training counts).
+    opts['train_dataloader.dataset.imbalance_ratio'] = rho
     if kind == 'scratch':
         epochs = job['cls_epochs']
         opts.update({
@@ -191,7 +190,7 @@ def _cls_run(job: dict, method: str, ce_ckpt: Optional[str] = None) -> dict:
         from mmnpe.analysis import prior_recovery
         rec = prior_recovery(config, ckpt, cfg_options=opts)
         extra['pearson'] = rec['stats']['pearson']
-    counts = runner.test_dataloader.dataset.metainfo['train_class_counts']
+    counts = runner.test_evaluator.metrics[0].class_counts
     return _record(
         'cls',
         setting,

@@ -183,8 +183,7 @@ def _seg_models():
     from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
-    cfg = Config.fromfile(
-        osp.join(REPO, 'configs/npe/unet_stare_pem_fcn_s1.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs/npe/unet_stare_pem_fcn.py'))
     init_default_scope('mmseg')
     torch.manual_seed(0)
     npe = revert_sync_batchnorm(MODELS.build(cfg.model))
@@ -405,6 +404,7 @@ def bench_sweep_seg(reps: int) -> str:
 
 def bench_sweep_cls(reps: int) -> str:
     from mmnpe.analysis import sweep_classifier
+    from mmnpe.analysis.builder import classification_train_counts
     from mmnpe.cls import LongTailAccuracy
     config = osp.join(REPO, 'configs/demo/npe-la-k16_resnet32_digits-lt.py')
     with tempfile.TemporaryDirectory() as tmp:
@@ -413,7 +413,9 @@ def bench_sweep_cls(reps: int) -> str:
         runner2 = _test_runner(config, osp.join(tmp, 'b'),
                                runner.model.state_dict())
         model, loader = runner.model, runner.test_dataloader
-        counts = loader.dataset.metainfo['train_class_counts']
+        # The training images per class, as the sweep tool counts them
+        # (the balanced test split carries no rho).
+        counts = classification_train_counts(runner.cfg)
         assert isinstance(runner.test_evaluator.metrics[0], LongTailAccuracy)
 
         def sweep():

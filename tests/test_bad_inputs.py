@@ -665,3 +665,16 @@ def test_readme_lists_every_case():
         readme = f.read()
     missing = [c.id for c in CASES if f'`{c.id}`' not in readme]
     assert not missing, missing
+
+
+def test_tool_errors_keep_the_frame_where_the_build_failed(tool_outputs):
+    """The readable error is raised *from* mmengine's, so the tool's
+    traceback still shows where the build failed."""
+    out, code = tool_outputs['tool_unknown_transform']
+    assert code != 0
+    assert ('The above exception was the direct cause of the following '
+            'exception') in out
+    assert re.search(
+        r"KeyError: 'LoadAnnotation is not in the \S+ "
+        'registry', out), out[-2000:]
+    assert 'nearest registered names' in out.splitlines()[-1]

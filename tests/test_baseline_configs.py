@@ -225,8 +225,8 @@ def test_balanced_softmax_configs_use_the_pem_schedule(path):
     cfg = Config.fromfile(path)
     npe = Config.fromfile(
         osp.join(
-            REPO, 'configs', 'npe', 'unet_stare_pem_fcn_s1.py'
-            if 'stare' in path else 'deeplabv3_ade20k_pem_aspp_s1.py'))
+            REPO, 'configs', 'npe', 'unet_stare_pem_fcn.py'
+            if 'stare' in path else 'deeplabv3_ade20k_pem_aspp.py'))
     assert cfg.load_from == npe.load_from
     assert cfg.optim_wrapper == npe.optim_wrapper
     assert cfg.param_scheduler == npe.param_scheduler

@@ -17,6 +17,8 @@ from mmengine.registry import DATASETS, HOOKS, MODELS, init_default_scope
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 NPE_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'npe', '*.py')))
+# <base>.py trains a PEM; <base>_test-alpha<a>.py tests its checkpoint at a.
+TEST_ALPHA = '_test-alpha'
 # The count-based baselines' configs need a counts JSON and a data set for
 # their hooks: tests/test_baseline_configs.py runs them.
 COUNT_BASELINES = ('la-', 'balanced-')
@@ -85,7 +87,8 @@ def test_paper_config_schedule_checkpoint_and_hook(path):
     # checked against the launch by the hook.
     assert cfg.train_dataloader.batch_size == 16
     assert cfg.custom_hooks[1].total_batch_size == 16
-    scale = float(osp.splitext(osp.basename(path))[0].rsplit('_s', 1)[1])
+    name = osp.splitext(osp.basename(path))[0]
+    scale = float(name.split(TEST_ALPHA)[1]) if TEST_ALPHA in name else 1.
     assert cfg.model.scale_factor == scale
     sched = cfg.param_scheduler[0]
     if 'stare' in path:
@@ -102,8 +105,54 @@ def test_paper_config_schedule_checkpoint_and_hook(path):
     assert 'paramwise_cfg' not in cfg.optim_wrapper  # no lr_mult tricks
 
 
+# The paper's rows: one PEM training per model, tested at alpha = 1 by the
+# training config and at the paper's other alpha by its test-alpha twin.
+PAPER_ROWS = {
+    'unet_stare_pem_fcn': (0.2, ),
+    'deeplabv3_ade20k_pem_aspp': (0.1, ),
+    'deeplabv3_ade20k_pem_fcn': (0.1, ),
+    'swin-t_upernet_ade20k_pem_uper': (0.1, ),
+    'swin-t_upernet_ade20k_pem_fcn': (0.1, ),
+}
+
+
+def test_npe_configs_are_one_training_per_model_and_its_test_alphas():
+    names = {osp.basename(p)[:-3] for p in NPE_CONFIGS}
+    want = set(PAPER_ROWS) | {
+        f'{base}{TEST_ALPHA}{alpha:g}'
+        for base, alphas in PAPER_ROWS.items()
+        for alpha in alphas
+    }
+    assert names == want
+
+
+@pytest.mark.parametrize('base,alpha', [(b, a)
+                                        for b, alphas in PAPER_ROWS.items()
+                                        for a in alphas])
+def test_test_alpha_config_is_its_training_config_but_scale_factor(
+        base, alpha):
+    """A test-alpha config trains nothing of its own: it inherits the
+    training config and sets only model.scale_factor, so the training
+    config's checkpoint is the one it tests."""
+    path = osp.join(REPO, 'configs', 'npe', f'{base}{TEST_ALPHA}{alpha:g}.py')
+    with open(path) as f:
+        source = f.read()
+    header = ' '.join(line[1:].strip() for line in source.splitlines()
+                      if line.startswith('#'))
+    assert header.startswith('No training of its own: tests the checkpoint '
+                             f'of {base}.py at alpha={alpha:g}'), header
+    assert f"_base_ = './{base}.py'" in source
+    test_cfg = load(path).to_dict()
+    train_cfg = load(osp.join(REPO, 'configs', 'npe', f'{base}.py')).to_dict()
+    assert train_cfg['model']['scale_factor'] == 1.0
+    assert test_cfg['model'].pop('scale_factor') == alpha
+    train_cfg['model'].pop('scale_factor')
+    assert test_cfg == train_cfg
+
+
 def test_required_config_name_exists_and_scale_overridable():
-    path = osp.join(REPO, 'configs', 'npe', 'deeplabv3_ade20k_pem_fcn_s0.1.py')
+    path = osp.join(REPO, 'configs', 'npe',
+                    'deeplabv3_ade20k_pem_fcn_test-alpha0.1.py')
     cfg = load(path)
     assert cfg.model.pem_head.type == 'PEMFCNHead'
     assert cfg.model.scale_factor == 0.1
@@ -140,8 +189,8 @@ def _write_ade(root):
 
 
 @pytest.mark.parametrize('name,writer', [
-    ('unet_stare_pem_fcn_s1.py', _write_stare),
-    ('deeplabv3_ade20k_pem_fcn_s0.1.py', _write_ade),
+    ('unet_stare_pem_fcn.py', _write_stare),
+    ('deeplabv3_ade20k_pem_fcn_test-alpha0.1.py', _write_ade),
 ])
 def test_paper_config_reads_the_real_dataset_layout(tmp_path, name, writer):
     cfg = load(osp.join(REPO, 'configs', 'npe', name))
@@ -158,3 +207,39 @@ def test_paper_config_reads_the_real_dataset_layout(tmp_path, name, writer):
         else:  # reduce_zero_label: 0 -> 255, k -> k - 1
             assert labels <= {4, 149, 255}
             assert key == 'train_dataloader' or 4 in labels
+
+
+ALL_CONFIGS = sorted(
+    p for p in glob.glob(
+        osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in osp.relpath(p, REPO).split(osp.sep))
+
+
+def test_all_config_folders_are_covered():
+    folders = {osp.relpath(p, REPO).split(osp.sep)[1] for p in ALL_CONFIGS}
+    assert folders == {'baselines', 'cifar_lt', 'demo', 'npe'}
+    assert len(ALL_CONFIGS) == 170
+
+
+@pytest.mark.parametrize('path', ALL_CONFIGS, ids=_id)
+def test_config_carries_what_the_flags_of_tools_test_need(path):
+    """What the host library's stock configs get from their _base_ files:
+    ``--show`` / ``--show-dir`` switch on default_hooks.visualization, and
+    mmseg's ``--tta`` needs tta_model and tta_pipeline (mmpretrain's
+    tools/test.py, and ours, default to flip TTA)."""
+    cfg = Config.fromfile(path)
+    vis = cfg.default_hooks.visualization
+    if cfg.default_scope == 'mmseg':
+        assert vis.type == 'SegVisualizationHook'
+        assert vis.get('draw', False) is False  # off until --show-dir
+        assert cfg.visualizer.type == 'SegLocalVisualizer'
+        assert cfg.tta_model.type == 'SegTTAModel'
+        steps = [t['type'] for t in cfg.tta_pipeline]
+        assert steps[0] == 'LoadImageFromFile' and 'TestTimeAug' in steps
+    else:
+        assert cfg.default_scope == 'mmpretrain'
+        assert vis.type == 'VisualizationHook'
+        assert vis.enable is False  # off until --show-dir
+        assert cfg.visualizer.type == 'UniversalVisualizer'
+        # The default flip TTA replaces the last test step.
+        assert cfg.test_dataloader.dataset.pipeline[-1].type == 'PackInputs'

@@ -89,7 +89,12 @@ def make_cls_npe_k16(tmp: str, root: str) -> Tuple[str, None]:
             dict(type='DumpResults', out_file_path='unset.pkl')
         ],
         default_hooks=dict(checkpoint=dict(interval=1)),
-        custom_hooks=[dict(type='DistProbeHook')],
+        # The config's ClassCountsHook (LongTailAccuracy's training counts)
+        # and the probe.
+        custom_hooks=[
+            dict(type='ClassCountsHook'),
+            dict(type='DistProbeHook')
+        ],
         env_cfg=dict(dist_cfg=dict(timeout=DIST_TIMEOUT)))
     return config, None
 

@@ -343,7 +343,9 @@ def cls_demo(args: argparse.Namespace) -> None:
             k.split('/', 1)[1]: v
             for k, v in _floats(metrics).items()
         }
-        counts = runner.test_dataloader.dataset.metainfo['train_class_counts']
+        # The training images per class ClassCountsHook gave the metric (the
+        # balanced test split carries no rho).
+        counts = runner.test_evaluator.metrics[0].class_counts
         if getattr(runner.model.head, 'num_pems', 0):
             estimates[name] = _mean_estimate(runner)
         if name == 'NPE-LA K=1':

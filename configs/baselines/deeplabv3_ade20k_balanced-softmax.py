@@ -1,7 +1,7 @@
 # Balanced Softmax fine-tuning on ADE20K: the stock DeepLabV3 R50-D8's ASPP
 # head trained further with CE(z + log n, y) (n = pixels per class of the
 # training annotations, reduce_zero_label honoured) while the backbone stays
-# frozen -- the PEM schedule of configs/npe/deeplabv3_ade20k_pem_aspp_s1.py
+# frozen -- the PEM schedule of configs/npe/deeplabv3_ade20k_pem_aspp.py
 # (SGD lr 1e-2, wd 5e-4, 2 500 iterations, x0.1 at 1 250). Plain logits at
 # test.
 #

@@ -1,7 +1,7 @@
 # Balanced Softmax fine-tuning on STARE: the stock UNet-S5-D16 + FCN's decode
 # head trained further with CE(z + log n, y) (n = pixels per class of the
 # training annotations) while the backbone stays frozen -- the PEM schedule of
-# configs/npe/unet_stare_pem_fcn_s1.py (SGD lr 1e-2, wd 5e-4, 600 iterations,
+# configs/npe/unet_stare_pem_fcn.py (SGD lr 1e-2, wd 5e-4, 600 iterations,
 # x0.1 at 200 and 400). Plain logits at test.
 #
 #   python tools/analysis/class_counts.py THIS_CONFIG \

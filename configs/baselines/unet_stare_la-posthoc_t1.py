@@ -1,7 +1,7 @@
 # Post-hoc logit adjustment on STARE with the stock UNet-S5-D16 + FCN: the
 # logits become z - tau * log pi (tau = 1) at inference, pi = the pixels per
 # class of the training annotations; no training. The same correction path as
-# NPE-LA (configs/npe/unet_stare_pem_fcn_s1.py) with a fixed prior.
+# NPE-LA (configs/npe/unet_stare_pem_fcn.py) with a fixed prior.
 #
 #   python tools/analysis/class_counts.py THIS_CONFIG \
 #       --out data/stare/pixel_counts.json      # once

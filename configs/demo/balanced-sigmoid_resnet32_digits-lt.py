@@ -10,4 +10,3 @@ model = dict(
         in_channels=64,
         topk=1,
         loss=dict(type='BalancedSigmoidLoss')))
-custom_hooks = [dict(type='ClassCountsHook')]

@@ -1,6 +1,7 @@
 # The classification demo's baseline: option-A ResNet-32 trained with CE on
 # DigitsLT (scikit-learn's real 8x8 digits, long-tailed with the CIFAR-LT
-# profile, rho = 50; balanced held-out test split).
+# profile, rho = 50 on the training split; balanced held-out test split,
+# which needs no rho).
 _base_ = [
     '../cifar_lt/_base_/models/resnet32_ce.py',
     'mmpretrain::_base_/default_runtime.py'
@@ -25,11 +26,7 @@ val_dataloader = dict(
     batch_size=250,
     num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='DigitsLT',
-        split='test',
-        imbalance_ratio=50,
-        pipeline=test_pipeline))
+    dataset=dict(type='DigitsLT', split='test', pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='LongTailAccuracy')
 test_evaluator = val_evaluator
@@ -44,4 +41,7 @@ test_cfg = dict()
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(type='CheckpointHook', interval=100))
+# The training set's images per class: LongTailAccuracy's Many / Medium / Few
+# groups (before validation and testing) and any count-using head.
+custom_hooks = [dict(type='ClassCountsHook')]
 randomness = dict(seed=0, deterministic=False)

@@ -23,4 +23,5 @@ default_hooks = dict(checkpoint=dict(interval=10))
 custom_hooks = [
     dict(type='FrozenBackboneHook', modules=['backbone', 'neck']),
     dict(type='StageTwoHook', reinit_modules=['head']),
+    dict(type='ClassCountsHook'),
 ]

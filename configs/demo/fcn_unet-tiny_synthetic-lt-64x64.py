@@ -69,6 +69,24 @@ val_dataloader = dict(
         data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
+# tools/test.py --tta: mmseg's multi-scale + flip TTA (as its data set
+# configs; the model is mmseg's SegTTAModel from default_runtime.py).
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='Resize', scale_factor=r, keep_ratio=True)
+                for r in img_ratios
+            ],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ], [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]
+        ])
+]
 val_evaluator = dict(type='ClassWiseIoUMetric', iou_metrics=['mIoU', 'mDice'])
 test_evaluator = val_evaluator
 
@@ -87,7 +105,14 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=400, val_interval=400)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
+# mmseg's schedule hooks; tools/test.py --show / --show-dir switch the
+# SegVisualizationHook on (draw=True). interval=1: the demo's 16 validation
+# images are all painted (mmseg's default paints every 50th).
 default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=400))
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=400),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook', interval=1))
 randomness = dict(seed=0, deterministic=False)

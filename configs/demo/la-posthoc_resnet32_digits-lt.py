@@ -3,4 +3,3 @@
 # so). pi = the training images per class, counted by ClassCountsHook.
 _base_ = './ce_resnet32_digits-lt.py'
 model = dict(head=dict(type='LogitAdjustClsHead', tau=1.0))
-custom_hooks = [dict(type='ClassCountsHook')]

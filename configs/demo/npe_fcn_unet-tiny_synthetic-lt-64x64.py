@@ -1,6 +1,6 @@
 # The demo's NPE-LA model: the baseline segmentor frozen (FrozenBackboneHook),
 # plus a linear PEM on the feature its decode head reads, trained alone with
-# the one-way logistic loss (the paper's segmentation setting, Sec. 4.2).
+# the one-way logistic loss (the paper's segmentation setting, Sec. 3.2).
 _base_ = './fcn_unet-tiny_synthetic-lt-64x64.py'
 
 # tools/demo.py points this at the baseline's last checkpoint.

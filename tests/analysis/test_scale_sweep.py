@@ -23,6 +23,7 @@ from mmnpe.analysis import (SegSweepState, build_model, check_scales,
 from mmnpe.analysis.builder import build_dataloader, eval_dataloader_cfg
 from mmnpe.analysis.scale_sweep import best_scales
 from mmnpe.analysis.seg_maps import _to_label_resolution
+from mmnpe.cls import DigitsLT
 
 SCALES = [0, 0.05, 0.2, 1, 5]
 SLIDE = {
@@ -244,8 +245,12 @@ def test_cls_sweep_equals_separate_evaluations(cls_npe, cls_ce, tmp_path):
         assert mine['per_class']['accuracy'] == metrics['lt/per_class']
     # Not vacuous: the curve moves with the scale factor.
     assert len(set(result['curves']['top1'])) >= 3
-    assert result['train_class_counts'] == runner.test_dataloader.dataset.\
-        metainfo['train_class_counts']
+    # The test split carries no rho: the sweep counts the training set, as
+    # ClassCountsHook did for the Runner's LongTailAccuracy.
+    assert 'train_class_counts' not in runner.test_dataloader.dataset.metainfo
+    assert result['train_class_counts'] == runner.test_evaluator.metrics[
+        0].class_counts == DigitsLT(
+            split='train', pipeline=[]).metainfo['train_class_counts']
 
     # alpha = 0 is the stock classifier (LinearClsHead) with these weights.
     ce = load_config(cls_ce[0])

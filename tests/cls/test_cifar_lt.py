@@ -67,6 +67,32 @@ def test_reads_real_pickle_format_train_lt_test_balanced(
     assert info['img'].shape == (32, 32, 3) and info['img'].dtype == np.uint8
 
 
+@pytest.mark.parametrize('cls,num_classes', [(CIFAR10LT, 10),
+                                             (CIFAR100LT, 100)])
+def test_test_split_needs_no_rho_and_then_claims_no_training_counts(
+        tmp_path, cls, num_classes):
+    """The balanced test split is the same without rho; it then carries no
+    training counts (which would otherwise be the default rho's, not those
+    of the training set the config trains on), and the train split still
+    defaults to rho = 100."""
+    root = write_fake_cifar(str(tmp_path), num_classes, train_per_class=30)
+    bare = cls(data_root=root, split='test', verify_md5=False)
+    given = cls(
+        data_root=root, split='test', imbalance_ratio=10, verify_md5=False)
+    assert bare.imbalance_ratio is None
+    assert 'train_class_counts' not in bare.metainfo
+    assert 'imbalance_ratio' not in bare.metainfo
+    assert np.array_equal(bare.get_gt_labels(), given.get_gt_labels())
+    assert all(
+        np.array_equal(
+            bare.get_data_info(i)['img'],
+            given.get_data_info(i)['img']) for i in range(len(bare)))
+    # rho = 100 on 30 images per class leaves the tail empty: the default
+    # reached the train split.
+    with pytest.raises(ValueError, match='imbalance_ratio=100 leaves class'):
+        cls(data_root=root, split='train', verify_md5=False)
+
+
 def test_rho_one_is_the_full_set_and_registered(tmp_path):
     root = write_fake_cifar(str(tmp_path), 10, train_per_class=12)
     ds = DATASETS.build(
@@ -84,8 +110,9 @@ def test_real_files_are_md5_checked_by_default(tmp_path):
         CIFAR10LT(data_root=root)
 
 
-@pytest.mark.parametrize('rho',
-                         [0.5, 0, -3, math.nan, math.inf, '100', None, True])
+# None is not among them: it is the default (100 on the train split, none
+# on the test split; see above).
+@pytest.mark.parametrize('rho', [0.5, 0, -3, math.nan, math.inf, '100', True])
 def test_bad_imbalance_ratio(tmp_path, rho):
     with pytest.raises(
             ValueError, match='imbalance_ratio must be a finite '

@@ -5,6 +5,7 @@ fake CIFAR folder in the real pickle format, then predicts."""
 import copy
 import glob
 import os.path as osp
+import re
 import types
 
 import pytest
@@ -60,6 +61,10 @@ GRID = {
     'balanced-softmax': ('hp2', ),
 }
 
+# The methods whose head uses the training counts (ClassCountsHook fills
+# them; every config has the hook for LongTailAccuracy's groups).
+COUNTED = ('la-loss', 'la-posthoc', 'balanced-softmax')
+
 
 def _method(name):
     return name.split('_resnet32_')[0]
@@ -98,12 +103,18 @@ PAPER_SCHEDULES = dict(
         max_epochs=120,
         milestones=[100, 110]))
 
+SCHEDULES = osp.join(REPO, 'configs', 'cifar_lt', '_base_', 'schedules')
+
 
 def check_paper_schedule(cfg, schedule):
     want = PAPER_SCHEDULES[schedule]
     opt = cfg.optim_wrapper.optimizer
     assert (opt.type, opt.momentum) == ('SGD', 0.9)
     assert (opt.lr, opt.weight_decay) == (want['lr'], want['weight_decay'])
+    # The batch is the schedule file's (auto_scale_lr.base_batch_size), one
+    # process.
+    own = Config.fromfile(osp.join(SCHEDULES, f'{schedule}.py'))
+    assert own.auto_scale_lr.base_batch_size == want['batch_size']
     assert cfg.train_dataloader.batch_size == want['batch_size']
     assert cfg.train_cfg.max_epochs == want['max_epochs']
     # One step scheduler and nothing else: no warm-up.
@@ -157,6 +168,27 @@ def _id(path):
     return osp.relpath(path, osp.join(REPO, 'configs'))
 
 
+def check_rho_once_and_batch_from_schedule(path, cfg, rho):
+    """rho is set on the training set only (the balanced test split needs
+    none; ClassCountsHook gives LongTailAccuracy the training counts), and
+    the leaf takes its batch from its schedule instead of a number of its
+    own."""
+    assert cfg.train_dataloader.dataset.imbalance_ratio == rho
+    for split in ('val', 'test'):
+        ds = cfg[f'{split}_dataloader'].dataset
+        assert ds.split == 'test' and 'imbalance_ratio' not in ds
+        assert ds.get('class_counts') is None
+        assert cfg[f'{split}_evaluator'] == dict(type='LongTailAccuracy')
+    assert 'ClassCountsHook' in [h.type for h in cfg.custom_hooks]
+    assert cfg.train_dataloader.batch_size == \
+        cfg.auto_scale_lr.base_batch_size
+    with open(path) as f:
+        source = f.read()
+    assert source.count('imbalance_ratio') <= 1
+    assert 'val_dataloader' not in source and 'test_dataloader' not in source
+    assert not re.search(r'batch_size\s*=\s*\d', source), path
+
+
 def _representative(path):
     """The config that trains for ``path``'s method and data set: HP-2,
     rho = 100 (every method has it)."""
@@ -181,9 +213,7 @@ def test_cls_config_values(path):
     ds_cfg = cfg.train_dataloader.dataset
     assert ds_cfg.imbalance_ratio == rho and ds_cfg.seed == 0
     assert ds_cfg.download is False
-    assert cfg.test_dataloader.dataset.imbalance_ratio == rho
-    assert cfg.test_dataloader.dataset.split == 'test'
-    assert cfg.test_evaluator.type == 'LongTailAccuracy'
+    check_rho_once_and_batch_from_schedule(path, cfg, rho)
     assert [t['type'] for t in ds_cfg.pipeline
             ] == ['RandomCrop', 'RandomFlip', 'PackInputs']
     head = cfg.model.head
@@ -220,9 +250,9 @@ def test_cls_method_trains_one_iteration_and_predicts(path, fake_roots):
     torch.manual_seed(0)
     model = MODELS.build(model_cfg)
     hooks = run_custom_hooks(cfg, model, dataset)
+    assert 'ClassCountsHook' in [type(h).__name__ for h in hooks]
     counted = [m for m in model.modules() if isinstance(m, ClassCountsMixin)]
-    assert bool(counted) == any(
-        type(h).__name__ == 'ClassCountsHook' for h in hooks)
+    assert bool(counted) == (_method(osp.basename(path)) in COUNTED)
     for m in counted:  # images per class of the training set
         assert m.class_counts.tolist(
         ) == dataset.metainfo['train_class_counts']

@@ -30,6 +30,24 @@ def test_long_tailed_train_balanced_disjoint_test():
     assert len(train_imgs & test_imgs) <= 2
 
 
+def test_test_split_needs_no_rho_and_then_claims_no_training_counts():
+    """The held-out images do not depend on rho; without one the test split
+    carries no training counts, and the train split defaults to rho = 50."""
+    bare = DigitsLT(split='test')
+    given = DigitsLT(split='test', imbalance_ratio=10)
+    assert bare.imbalance_ratio is None
+    assert 'train_class_counts' not in bare.metainfo
+    assert np.array_equal(bare.get_gt_labels(), given.get_gt_labels())
+    assert all(
+        np.array_equal(
+            bare.get_data_info(i)['img'],
+            given.get_data_info(i)['img']) for i in range(len(bare)))
+    train = DigitsLT(split='train')
+    assert train.imbalance_ratio == 50
+    assert train.metainfo['train_class_counts'] == DigitsLT(
+        split='test', imbalance_ratio=50).metainfo['train_class_counts']
+
+
 def test_deterministic_and_registered():
     a = DATASETS.build(dict(type='DigitsLT', seed=0)).get_gt_labels()
     b = DATASETS.build(dict(type='DigitsLT', seed=0)).get_gt_labels()

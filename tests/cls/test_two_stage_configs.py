@@ -7,6 +7,7 @@ checkpoint -- backbone and BN buffers bit-identical, head re-initialised
 import argparse
 import glob
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -64,10 +65,20 @@ def check_stage_two_config(path, cfg):
     assert (ds_cfg.type, ds_cfg.imbalance_ratio, ds_cfg.seed,
             ds_cfg.download) == (f'{ds.upper()}LT', rho, 0, False)
     assert ds_cfg.data_root == f'data/{ds}'
+    # rho on the training set only: the balanced test split needs none, and
+    # ClassCountsHook gives LongTailAccuracy the training counts.
     test_cfg = cfg.test_dataloader.dataset
-    assert (test_cfg.type, test_cfg.split,
-            test_cfg.imbalance_ratio) == (f'{ds.upper()}LT', 'test', rho)
+    assert (test_cfg.type, test_cfg.split) == (f'{ds.upper()}LT', 'test')
+    assert 'imbalance_ratio' not in test_cfg
+    assert 'imbalance_ratio' not in cfg.val_dataloader.dataset
     assert cfg.test_evaluator == dict(type='LongTailAccuracy')
+    with open(path) as f:
+        source = f.read()
+    assert source.count('imbalance_ratio') == 1
+    # The batch is the stage-2 schedule's, not a number of the leaf's.
+    assert not re.search(r'batch_size\s*=\s*\d', source)
+    assert cfg.auto_scale_lr.base_batch_size == \
+        cfg.train_dataloader.batch_size
     assert cfg.model.backbone == dict(type='CifarResNet', depth=32)
     assert cfg.model.head.num_classes == (10 if ds == 'cifar10' else 100)
     want = STAGE2[f'{method}_{sched}']
@@ -88,8 +99,12 @@ def check_stage_two_config(path, cfg):
     sampler = cfg.train_dataloader.sampler
     # Both re-initialise the classifier (the IWB paper fine-tunes).
     assert hooks['StageTwoHook'].reinit_modules == ['head']
+    # Both count the training set for LongTailAccuracy (and IWB's head).
+    assert 'ClassCountsHook' in hooks
     if method == 'crt':
-        assert set(hooks) == {'FrozenBackboneHook', 'StageTwoHook'}
+        assert set(hooks) == {
+            'FrozenBackboneHook', 'StageTwoHook', 'ClassCountsHook'
+        }
         assert sampler == dict(type='ClassBalancedSampler')
         assert cfg.model.head.type == 'LinearClsHead'
     else:
@@ -147,16 +162,15 @@ def _train_one_iteration(path, fake_data, tmp_path, cfg_options=None):
     cfg.log_level = 'WARNING'
     num_classes = cfg.model.head.num_classes
     for loader in (cfg.train_dataloader, cfg.test_dataloader):
-        # One image per class (the config's rho is checked above; a tiny
-        # long-tailed subset would leave classes empty, which IWB's counts
-        # refuse).
         loader.dataset.update(
-            data_root=data_root,
-            verify_md5=False,
-            imbalance_ratio=1,
+            data_root=data_root, verify_md5=False,
             serialize_data=False)  # its gc.collect() costs a second
         loader.num_workers = 0
         loader.persistent_workers = False
+    # One training image per class (the config's rho is checked above; a
+    # tiny long-tailed subset would leave classes empty, which IWB's counts
+    # refuse).
+    cfg.train_dataloader.dataset.imbalance_ratio = 1
     cfg.test_dataloader.batch_size = 4
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.train_cfg.max_epochs = 1

@@ -87,7 +87,7 @@ def test_pixels_of_ade20k_honour_reduce_zero_label_without_augmentation(
     _write_ade(str(tmp_path))
     # The paper config trains with RandomResize / RandomCrop / flips: they
     # must not change what is counted.
-    cfg = _cfg('npe/deeplabv3_ade20k_pem_fcn_s0.1.py',
+    cfg = _cfg('npe/deeplabv3_ade20k_pem_fcn.py',
                **{'train_dataloader.dataset.data_root': str(tmp_path)})
     result = count_dataset_classes(build_counting_dataset(cfg))
     assert result['kind'] == 'pixels' and len(result['classes']) == 150
@@ -112,7 +112,7 @@ def _write_stare(root):
 
 def test_pixels_of_stare_count_each_image_once_through_repeat(tmp_path):
     _write_stare(str(tmp_path))
-    cfg = _cfg('npe/unet_stare_pem_fcn_s1.py',
+    cfg = _cfg('npe/unet_stare_pem_fcn.py',
                **{'train_dataloader.dataset.dataset.data_root': str(tmp_path)})
     assert cfg.train_dataloader.dataset.type == 'RepeatDataset'
     result = count_dataset_classes(build_counting_dataset(cfg))

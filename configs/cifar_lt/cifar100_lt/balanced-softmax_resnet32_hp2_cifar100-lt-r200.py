@@ -3,4 +3,3 @@
 # training. Plain logits at test. Otherwise as the CE config.
 _base_ = './ce_resnet32_hp2_cifar100-lt-r200.py'
 model = dict(head=dict(loss=dict(_delete_=True, type='BalancedSoftmaxLoss')))
-custom_hooks = [dict(type='ClassCountsHook')]

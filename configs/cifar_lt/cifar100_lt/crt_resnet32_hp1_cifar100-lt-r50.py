@@ -11,8 +11,6 @@ _base_ = [
 load_from = 'work_dirs/ce_resnet32_hp1_cifar100-lt-r50/epoch_200.pth'
 model = dict(head=dict(num_classes=100))
 train_dataloader = dict(
-    batch_size=128,
+    batch_size=_base_.auto_scale_lr.base_batch_size,
     sampler=dict(_delete_=True, type='ClassBalancedSampler'),
     dataset=dict(imbalance_ratio=50))
-val_dataloader = dict(dataset=dict(imbalance_ratio=50))
-test_dataloader = dict(dataset=dict(imbalance_ratio=50))

@@ -5,6 +5,6 @@ _base_ = [
     '../_base_/schedules/hp1.py'
 ]
 model = dict(head=dict(num_classes=100, num_pems=16, scale_factor=0.0))
-train_dataloader = dict(batch_size=128, dataset=dict(imbalance_ratio=50))
-val_dataloader = dict(dataset=dict(imbalance_ratio=50))
-test_dataloader = dict(dataset=dict(imbalance_ratio=50))
+train_dataloader = dict(
+    batch_size=_base_.auto_scale_lr.base_batch_size,
+    dataset=dict(imbalance_ratio=50))

@@ -11,8 +11,6 @@ _base_ = [
 load_from = 'work_dirs/ce_resnet32_hp2_cifar10-lt-r200/epoch_120.pth'
 model = dict(head=dict(num_classes=10))
 train_dataloader = dict(
-    batch_size=64,
+    batch_size=_base_.auto_scale_lr.base_batch_size,
     sampler=dict(_delete_=True, type='ClassBalancedSampler'),
     dataset=dict(imbalance_ratio=200))
-val_dataloader = dict(dataset=dict(imbalance_ratio=200))
-test_dataloader = dict(dataset=dict(imbalance_ratio=200))

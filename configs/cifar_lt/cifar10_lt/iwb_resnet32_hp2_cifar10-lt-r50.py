@@ -9,6 +9,6 @@ _base_ = [
 ]
 load_from = 'work_dirs/ce_resnet32_hp2_cifar10-lt-r50/epoch_120.pth'
 model = dict(head=dict(num_classes=10))
-train_dataloader = dict(batch_size=64, dataset=dict(imbalance_ratio=50))
-val_dataloader = dict(dataset=dict(imbalance_ratio=50))
-test_dataloader = dict(dataset=dict(imbalance_ratio=50))
+train_dataloader = dict(
+    batch_size=_base_.auto_scale_lr.base_batch_size,
+    dataset=dict(imbalance_ratio=50))

@@ -4,4 +4,3 @@
 _base_ = './ce_resnet32_hp2_cifar10-lt-r50.py'
 model = dict(
     head=dict(loss=dict(_delete_=True, type='LogitAdjustLoss', tau=1.0)))
-custom_hooks = [dict(type='ClassCountsHook')]

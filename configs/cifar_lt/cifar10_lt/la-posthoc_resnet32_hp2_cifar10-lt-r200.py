@@ -4,4 +4,3 @@
 # images per class, counted by ClassCountsHook when the test starts.
 _base_ = './ce_resnet32_hp2_cifar10-lt-r200.py'
 model = dict(head=dict(type='LogitAdjustClsHead', tau=1.0))
-custom_hooks = [dict(type='ClassCountsHook')]

@@ -4,6 +4,6 @@ _base_ = [
     '../_base_/schedules/hp1.py'
 ]
 model = dict(head=dict(num_classes=10, num_pems=1, scale_factor=1.0))
-train_dataloader = dict(batch_size=128, dataset=dict(imbalance_ratio=100))
-val_dataloader = dict(dataset=dict(imbalance_ratio=100))
-test_dataloader = dict(dataset=dict(imbalance_ratio=100))
+train_dataloader = dict(
+    batch_size=_base_.auto_scale_lr.base_batch_size,
+    dataset=dict(imbalance_ratio=100))

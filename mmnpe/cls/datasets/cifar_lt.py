@@ -2,7 +2,7 @@ import math
 import os.path as osp
 import pickle
 from numbers import Real
-from typing import List
+from typing import List, Optional
 
 import mmengine.dist as dist
 import numpy as np
@@ -76,21 +76,30 @@ def _check_ratio(imbalance_ratio) -> float:
 class _LTMixin:
     """Long-tailed training split on top of mmpretrain's CIFAR datasets.
 
-    The training split is subsampled with :func:`lt_subsample`; the test split
-    stays balanced and whole. Both splits expose the per-class counts of the
-    long-tailed *training* set as ``metainfo['train_class_counts']`` (what
-    Many/Medium/Few groups are defined by).
+    The training split is subsampled with :func:`lt_subsample` and exposes
+    its per-class counts as ``metainfo['train_class_counts']`` (what
+    Many/Medium/Few groups are defined by). The test split stays balanced and
+    whole and needs no ``imbalance_ratio``; given one, its metainfo also
+    carries the training counts of that rho. Without one it carries none:
+    :class:`ClassCountsHook` gives :class:`LongTailAccuracy` the counts of
+    the training set the config actually trains on.
     """
+
+    # rho of the train split when none is given (the LDAM default).
+    default_imbalance_ratio = 100
 
     def __init__(self,
                  data_root: str = '',
                  split: str = 'train',
-                 imbalance_ratio: float = 100,
+                 imbalance_ratio: Optional[float] = None,
                  seed: int = 0,
                  download: bool = False,
                  verify_md5: bool = True,
                  **kwargs) -> None:
-        self.imbalance_ratio = _check_ratio(imbalance_ratio)
+        if imbalance_ratio is None and split == 'train':
+            imbalance_ratio = self.default_imbalance_ratio
+        self.imbalance_ratio = (None if imbalance_ratio is None else
+                                _check_ratio(imbalance_ratio))
         self.seed = seed
         self.verify_md5 = verify_md5
         super().__init__(
@@ -163,12 +172,14 @@ class _LTMixin:
             train_labels = labels
         else:
             imgs, labels = self._read(self.test_list)
-            train_labels = self._read(self.train_list)[1]
-        keep = lt_subsample(train_labels, self.imbalance_ratio, self.seed)
-        counts = np.bincount(
-            train_labels[keep], minlength=len(self.metainfo['classes']))
-        self._metainfo['train_class_counts'] = counts.tolist()
-        self._metainfo['imbalance_ratio'] = self.imbalance_ratio
+            train_labels = (None if self.imbalance_ratio is None else
+                            self._read(self.train_list)[1])
+        if train_labels is not None:
+            keep = lt_subsample(train_labels, self.imbalance_ratio, self.seed)
+            counts = np.bincount(
+                train_labels[keep], minlength=len(self.metainfo['classes']))
+            self._metainfo['train_class_counts'] = counts.tolist()
+            self._metainfo['imbalance_ratio'] = self.imbalance_ratio
         if self.split == 'train':
             imgs, labels = imgs[keep], labels[keep]
         return [
@@ -188,7 +199,10 @@ class CIFAR10LT(_LTMixin, CIFAR10):
     Args:
         data_root (str): Folder holding ``cifar-10-batches-py``.
         split (str): 'train' (long-tailed) or 'test' (balanced, whole).
-        imbalance_ratio (float): rho, finite and >= 1. Defaults to 100.
+        imbalance_ratio (float, optional): rho, finite and >= 1, of the
+            long-tailed training split. Defaults to None: 100 on the train
+            split; on the test split, no ``metainfo['train_class_counts']``
+            (given one, the training counts of that rho).
         seed (int): Seed of the subsampling. Defaults to 0.
         download (bool): Download when missing. Defaults to False.
         verify_md5 (bool): Check the official md5 sums. Defaults to True.

@@ -40,9 +40,13 @@ class LongTailAccuracy(BaseMetric):
     test_evaluator.per_class_file=run.json``.
 
     Args:
-        class_counts (Sequence[int], optional): Training images per class;
-            defaults to ``dataset_meta['train_class_counts']`` (set by
-            :class:`CIFAR10LT` & co.).
+        class_counts (Sequence[int], optional): Training images per class.
+            Defaults to None: :class:`ClassCountsHook` (in the config's
+            ``custom_hooks``) fills them from the training set before
+            validation / testing; without it,
+            ``dataset_meta['train_class_counts']`` (set by the training
+            split of :class:`CIFAR10LT` & co., and by their test split when
+            it is given an ``imbalance_ratio``).
         many_threshold (float): Defaults to 100.
         few_threshold (float): Defaults to 20.
         per_class_file (str, optional): JSON file to write the per-class
@@ -82,8 +86,12 @@ class LongTailAccuracy(BaseMetric):
             counts = (self.dataset_meta or {}).get('train_class_counts')
         if counts is None:
             raise ValueError(
-                'LongTailAccuracy needs training counts per class: pass '
-                'class_counts=[...] or use a data set that sets '
+                'LongTailAccuracy needs training counts per class, got '
+                'class_counts=None and no '
+                "dataset_meta['train_class_counts']: add "
+                "custom_hooks=[dict(type='ClassCountsHook')] to the config "
+                '(counts its train_dataloader.dataset), pass '
+                'class_counts=[...], or use a data set that sets '
                 "metainfo['train_class_counts']")
         pred, target = (np.array(x) for x in zip(*results))
         result = self.calculate(pred, target, counts, self.many_threshold,

@@ -1,5 +1,5 @@
 import logging
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
@@ -25,6 +25,17 @@ def _unset(modules: List[ClassCountsMixin]) -> List[ClassCountsMixin]:
     ]
 
 
+def _unset_metrics(evaluator) -> list:
+    """The evaluator's :class:`LongTailAccuracy` metrics built with
+    ``class_counts=None`` and not filled yet."""
+    # Imported here: mmnpe.cls imports mmnpe.engine.
+    from mmnpe.cls.evaluation import LongTailAccuracy
+    return [
+        m for m in getattr(evaluator, 'metrics', None) or []
+        if isinstance(m, LongTailAccuracy) and m.class_counts is None
+    ]
+
+
 # Registered in mmengine's root registry: mmseg and mmpretrain configs find it.
 @HOOKS.register_module()
 class ClassCountsHook(Hook):
@@ -43,6 +54,17 @@ class ClassCountsHook(Hook):
       unset; the training data set is then built from
       ``cfg.train_dataloader`` with augmentation off.
 
+    The same training counts reach the evaluators: ``before_val`` /
+    ``before_test`` give every :class:`LongTailAccuracy` of the runner's
+    val / test evaluator built with ``class_counts=None`` the training set's
+    images per class, counted once -- from ``runner.train_dataloader.dataset``
+    when the run trains, else from ``cfg.train_dataloader.dataset`` built
+    with augmentation off (:func:`build_counting_dataset`). Many / Medium /
+    Few are thus defined by the data the model was trained on, and the
+    (balanced) test set needs no imbalance ratio. A config without a
+    training set leaves the metric as it is (it then reads
+    ``dataset_meta['train_class_counts']`` or raises its error).
+
     Pixel counts (segmentation) are not computed at run time -- a pass over
     ADE20K's 20k annotations at every start would be a surprise; write them
     once with ``tools/analysis/class_counts.py`` and pass the JSON path.
@@ -60,6 +82,8 @@ class ClassCountsHook(Hook):
 
     def __init__(self) -> None:
         self._cache: Dict[str, dict] = {}
+        # The data set the running training reads (set in before_train).
+        self._train_dataset = None
 
     def _counts(self, dataset, where: str) -> dict:
         if where not in self._cache:
@@ -127,23 +151,63 @@ class ClassCountsHook(Hook):
 
     def before_train(self, runner) -> None:
         """Fill dataset-sourced modules from the training data set."""
+        dataset = runner.train_dataloader.dataset
+        self._train_dataset = dataset
         modules = _count_modules(runner.model)
         if not modules:
             return
-        dataset = runner.train_dataloader.dataset
         self._check_files(modules, dataset.metainfo.get('classes'),
                           'training data set')
         if any(m.class_counts_from_dataset for m in modules):
             self._fill(modules, self._counts(dataset, 'train'), True)
 
-    def _before_eval(self, runner, loader_name: str) -> None:
+    def _before_eval(self, runner, split: str) -> None:
         modules = _count_modules(runner.model)
-        if not modules:
+        if modules:
+            dataset = getattr(runner, f'{split}_dataloader').dataset
+            self._check_files(modules, dataset.metainfo.get('classes'),
+                              f'{split} data set')
+            self._fill_unset(modules, runner.cfg)
+        self._fill_metrics(
+            getattr(runner, f'{split}_evaluator', None), runner.cfg)
+
+    def _train_counts(self, cfg) -> Optional[dict]:
+        """Images per class of the training set, counted once: the running
+        training's data set, else the config's (augmentation off); None
+        when the config has no training set."""
+        if self._train_dataset is not None:
+            return self._counts(self._train_dataset, 'train')
+        loader = cfg.get('train_dataloader')
+        if not isinstance(loader, dict) or loader.get('dataset') is None:
+            return None
+        if 'cfg' not in self._cache:
+            self._counts(build_counting_dataset(cfg), 'cfg')
+        return self._cache['cfg']
+
+    def _fill_metrics(self, evaluator, cfg) -> None:
+        """Give unset :class:`LongTailAccuracy` metrics the training counts.
+        """
+        metrics = _unset_metrics(evaluator)
+        if not metrics:
             return
-        dataset = getattr(runner, loader_name).dataset
-        self._check_files(modules, dataset.metainfo.get('classes'),
-                          loader_name.replace('_dataloader', '') + ' data set')
-        self._fill_unset(modules, runner.cfg)
+        result = self._train_counts(cfg)
+        if result is None:
+            return  # the metric falls back on dataset_meta or says why not
+        for metric in metrics:
+            given = (metric.dataset_meta or {}).get('train_class_counts')
+            if given is not None and list(given) != result['counts']:
+                print_log(
+                    'ClassCountsHook: the evaluation set\'s '
+                    "metainfo['train_class_counts'] differ from the "
+                    "training data set's; LongTailAccuracy uses the "
+                    "training data set's",
+                    logger='current',
+                    level=logging.WARNING)
+            metric.class_counts = list(result['counts'])
+            print_log(
+                'ClassCountsHook: LongTailAccuracy.class_counts from the '
+                f'training data set (images per class): {result["counts"]}',
+                logger='current')
 
     def _fill_unset(self, modules: List[ClassCountsMixin], cfg) -> None:
         unset = _unset(modules)
@@ -153,12 +217,14 @@ class ClassCountsHook(Hook):
             self._fill(unset, self._cache['cfg'], False)
 
     def before_val(self, runner) -> None:
-        """Fill still-unset modules (validation outside training)."""
-        self._before_eval(runner, 'val_dataloader')
+        """Fill still-unset modules (validation outside training) and the
+        val evaluator's unset :class:`LongTailAccuracy` metrics."""
+        self._before_eval(runner, 'val')
 
     def before_test(self, runner) -> None:
-        """Fill still-unset modules (``tools/test.py``)."""
-        self._before_eval(runner, 'test_dataloader')
+        """Fill still-unset modules (``tools/test.py``) and the test
+        evaluator's unset :class:`LongTailAccuracy` metrics."""
+        self._before_eval(runner, 'test')
 
 
 def fill_unset_class_counts(model: nn.Module, cfg) -> int:

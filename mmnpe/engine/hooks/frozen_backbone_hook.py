@@ -4,10 +4,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from torch.nn.parallel import DistributedDataParallel
 
+from ..checkpoint_check import unwrap_model
 from .utils import is_training
 
 DATA_BATCH = Optional[dict]
@@ -122,7 +122,9 @@ class FrozenBackboneHook(Hook):
 
     def _freeze(self, runner, training: bool) -> None:
         wrapper = runner.model
-        model = wrapper.module if is_model_wrapper(wrapper) else wrapper
+        # tools/test.py --tta wraps the model in a TTA model (SegTTAModel,
+        # AverageClsScoreTTA), training in DDP: freeze what is inside.
+        model = unwrap_model(wrapper)
         self._frozen = self._resolve(model)
         if not self._frozen:
             raise ValueError(

@@ -12,6 +12,8 @@ optim_wrapper = dict(
 param_scheduler = dict(
     type='CosineAnnealingLR', by_epoch=True, T_max=10, eta_min=0.)
 train_cfg = dict(by_epoch=True, max_epochs=10, val_interval=10)
+# The batch of 64 (the leaf configs' train_dataloader.batch_size reads it).
+auto_scale_lr = dict(base_batch_size=64)
 val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10))
@@ -23,7 +25,8 @@ custom_hooks = [
     # dict(type='StageTwoHook', reinit_modules=[]). Refuses to start
     # without a stage-1 checkpoint.
     dict(type='StageTwoHook', reinit_modules=['head']),
-    # NC and the class-balanced weights from the training set's counts.
+    # NC, the class-balanced weights and LongTailAccuracy's Many / Medium /
+    # Few from the training set's counts.
     dict(type='ClassCountsHook'),
 ]
 randomness = dict(seed=0, deterministic=False)

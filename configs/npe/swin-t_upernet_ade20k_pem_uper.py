@@ -1,5 +1,9 @@
 # NPE-LA on ADE20K with Swin-T + UPerNet (NPE paper, Table 7): a PEM with the
 # UPerNet head's structure (no BN) trained on top of the frozen stock model.
+# The one training of its rows: scale_factor (alpha) only acts at inference,
+# so this config tests its checkpoint at alpha = 1 and
+# swin-t_upernet_ade20k_pem_uper_test-alpha0.1.py (or tools/test.py
+# --cfg-options model.scale_factor=A) at the others.
 _base_ = 'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'  # noqa
 custom_imports = dict(imports=['mmnpe'], allow_failed_imports=False)
 
@@ -20,7 +24,7 @@ model = dict(
         channels=512,
         num_classes=150))
 
-# Only the PEM trains (paper Sec. 4.2): AdamW lr 6e-5, wd 1e-2, 2 500
+# Only the PEM trains (paper Sec. 3.2, Table 2): AdamW lr 6e-5, wd 1e-2, 2 500
 # iterations, x0.1 at 1 250.
 optim_wrapper = dict(
     _delete_=True,

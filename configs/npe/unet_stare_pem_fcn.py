@@ -1,6 +1,9 @@
 # NPE-LA on STARE with UNet-S5-D16 + FCN (NPE paper, Table 6): a linear PEM
 # (one 1x1 conv on the feature the decode head reads) trained on top of the
-# frozen stock model; scale factor 1.
+# frozen stock model. The one training of the STARE rows: scale_factor
+# (alpha) only acts at inference, so this config tests its checkpoint at
+# alpha = 1 and unet_stare_pem_fcn_test-alpha0.2.py (or tools/test.py
+# --cfg-options model.scale_factor=A) at the others.
 _base_ = 'mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py'
 custom_imports = dict(imports=['mmnpe'], allow_failed_imports=False)
 
@@ -14,8 +17,8 @@ model = dict(
     pem_head=dict(
         type='PEMFCNHead', in_channels=64, in_index=4, num_classes=2))
 
-# Only the PEM trains (paper Sec. 4.2): SGD lr 1e-2, wd 5e-4, 600 iterations,
-# x0.1 at 200 and 400.
+# Only the PEM trains (paper Sec. 3.2, Table 2): SGD lr 1e-2, wd 5e-4,
+# 600 iterations, x0.1 at 200 and 400.
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

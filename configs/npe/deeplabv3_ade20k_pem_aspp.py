@@ -1,5 +1,9 @@
 # NPE-LA on ADE20K with DeepLabV3 R50-D8 (NPE paper, Table 7): a PEM with the
-# ASPP head's structure (no BN) trained on top of the frozen stock model.
+# ASPP head's structure (no BN) trained on top of the frozen stock model. The
+# one training of its rows: scale_factor (alpha) only acts at inference, so
+# this config tests its checkpoint at alpha = 1 and
+# deeplabv3_ade20k_pem_aspp_test-alpha0.1.py (or tools/test.py --cfg-options
+# model.scale_factor=A) at the others.
 _base_ = 'mmseg::deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py'
 custom_imports = dict(imports=['mmnpe'], allow_failed_imports=False)
 
@@ -20,8 +24,8 @@ model = dict(
         dilations=(1, 12, 24, 36),
         num_classes=150))
 
-# Only the PEM trains (paper Sec. 4.2): SGD lr 1e-2, wd 5e-4, 2 500 iterations,
-# x0.1 at 1 250.
+# Only the PEM trains (paper Sec. 3.2, Table 2): SGD lr 1e-2, wd 5e-4,
+# 2 500 iterations, x0.1 at 1 250.
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

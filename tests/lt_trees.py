@@ -9,6 +9,7 @@ ImageNet-LT and Places-LT draw their val split from the training folders
 and their test split from the original validation folders; iNaturalist
 2018 has a train and a val list only.
 """
+import argparse
 import os
 import os.path as osp
 from dataclasses import dataclass, field
@@ -213,3 +214,27 @@ def cli_words(options: dict) -> List[str]:
             value = str(list(value)).replace(' ', '')
         words.append(f'{key}={value}')
     return words
+
+
+def tool_test_args(config: str,
+                   checkpoint: str,
+                   work_dir: str,
+                   out: Optional[str] = None) -> argparse.Namespace:
+    """What tools/test.py parses from ``CONFIG CHECKPOINT --work-dir W
+    [--out OUT]`` (for :func:`mmnpe.cls.cli.run_test`, the function it
+    calls)."""
+    return argparse.Namespace(
+        config=config,
+        checkpoint=checkpoint,
+        work_dir=str(work_dir),
+        out=out,
+        out_item=None,
+        show=False,
+        show_dir=None,
+        interval=None,
+        wait_time=2,
+        cfg_options=None,
+        amp=False,
+        no_pin_memory=True,
+        launcher='none',
+        tta=False)

@@ -30,10 +30,10 @@ demo: $(STAMP)
 benchmark: $(STAMP)
 	$(PY) benchmarks/bench_npe.py
 
-# The accuracy study (~30 min on 2 cores): writes benchmarks/accuracy_study.md
-# and .json and copies the table into README.md.
+# The accuracy study (~25 min on 2 cores): writes benchmarks/accuracy_study.md
+# and .json and copies the table into docs/results.md.
 study: $(STAMP)
-	$(PY) benchmarks/accuracy_study.py --workers 2 --readme README.md
+	$(PY) benchmarks/accuracy_study.py --workers 2 --doc docs/results.md
 
 # On a CUDA machine only (not part of `make test`): short GPU trainings and
 # evaluations of the demo configs, with and without --amp.

@@ -22,8 +22,9 @@ style overrides (shorter schedules, the seed, the data), trained and tested
 through the ``Runner`` as ``tools/train.py`` / ``tools/test.py`` would.
 Work is spread over ``--workers`` processes with one thread each; seeds
 are set with ``randomness.deterministic``. Writes a JSON (every run) and a
-markdown table (mean +- sample std over seeds); ``--readme`` copies the
-table into the README between its ``accuracy_study`` markers.
+markdown table (mean +- sample std over seeds); ``--doc PAGE`` copies the
+table into a documentation page between its ``accuracy_study`` markers
+(``make study``: ``docs/results.md``).
 
     python benchmarks/accuracy_study.py [--workers 2] [--seeds 0 1 2 3 4]
 """
@@ -650,21 +651,21 @@ BEGIN = '<!-- accuracy_study:begin (benchmarks/accuracy_study.py) -->'
 END = '<!-- accuracy_study:end -->'
 
 
-def readme_block(readme: str) -> str:
-    """The text between the study markers of a README."""
-    text = open(readme).read()
+def doc_block(page: str) -> str:
+    """The text between the study markers of a Markdown page."""
+    text = open(page).read()
     if BEGIN not in text or END not in text:
-        raise ValueError(f'{readme} has no {BEGIN} ... {END} block')
+        raise ValueError(f'{page} has no {BEGIN} ... {END} block')
     return text.split(BEGIN, 1)[1].split(END, 1)[0].strip('\n') + '\n'
 
 
-def update_readme(readme: str, table: str) -> None:
-    """Put ``table`` between the README's study markers."""
-    text = open(readme).read()
-    readme_block(readme)
+def update_doc(page: str, table: str) -> None:
+    """Put ``table`` between the page's study markers."""
+    text = open(page).read()
+    doc_block(page)
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
-    with open(readme, 'w') as f:
+    with open(page, 'w') as f:
         f.write(head + BEGIN + '\n' + table + END + tail)
 
 
@@ -707,7 +708,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=osp.join(REPO, 'benchmarks', 'accuracy_study.json'),
         help='every run, as JSON')
     parser.add_argument(
-        '--readme', help='also copy the table into this README')
+        '--doc',
+        help='also copy the table into this Markdown page, between its '
+        'accuracy_study markers (docs/results.md)')
     args = parser.parse_args(argv)
     for m in args.cls_methods:
         if m not in CLS_METHODS:
@@ -740,8 +743,8 @@ def main(argv=None) -> dict:
         f.write('\n')
     with open(args.md, 'w') as f:
         f.write(table)
-    if args.readme:
-        update_readme(args.readme, table)
+    if args.doc:
+        update_doc(args.doc, table)
     print(table)
     print(f'wrote {args.md} and {args.json}', file=sys.stderr)
     return result

@@ -16,7 +16,7 @@ overhead, Python objects and the interpreter are not counted.
 
     python benchmarks/bench_npe.py [--reps 15] [--only cls_train ...]
 
-Goals (docs/benchmarks.md): cls_train <= 1.03, cls_fused 1.00 +- 0.01 with
+Goals (benchmarks/README.md): cls_train <= 1.03, cls_fused 1.00 +- 0.01 with
 identical argmax, seg_infer <= 1.02, seg_frozen <= 0.35; a sweep
 of 11 scale factors <= 1.3x one ordinary evaluation (sweep_seg, sweep_cls).
 """

@@ -9,9 +9,10 @@ to a config.
 from .engine import register_safe_globals
 from .version import __version__
 
-# The one import-time side effect besides registration (documented in the
-# README): allowlist the types mmengine writes into checkpoints, so that
-# `load_from` and `resume` work on torch >= 2.6 with weights_only=True.
+# The one import-time side effect besides registration (documented in
+# docs/advanced_guides/components.md): allowlist the types mmengine writes
+# into checkpoints, so that `load_from` and `resume` work on torch >= 2.6
+# with weights_only=True.
 register_safe_globals()
 
 from . import cls, engine, functional, seg  # noqa: E402,F401

@@ -3,8 +3,9 @@
 Each case builds the bad input the way a user would meet it (a config, an
 argument, a file, a tool's flag) and asserts the exception type and that
 the message names the culprit. Cases tested in depth elsewhere are repeated
-here so that this file is the complete list; the README's "What is
-validated" table is checked against it (``test_readme_lists_every_case``).
+here so that this file is the complete list; the table of
+docs/advanced_guides/validation.md is checked against it
+(``test_validation_page_lists_every_case``).
 """
 import os
 import os.path as osp
@@ -660,10 +661,11 @@ def test_good_inputs_pass_the_same_checks(tmp_path, synthetic_root):
     check_load_from(Config(dict(load_from=ckpt)))
 
 
-def test_readme_lists_every_case():
-    with open(osp.join(REPO, 'README.md')) as f:
-        readme = f.read()
-    missing = [c.id for c in CASES if f'`{c.id}`' not in readme]
+def test_validation_page_lists_every_case():
+    page = osp.join(REPO, 'docs', 'advanced_guides', 'validation.md')
+    with open(page) as f:
+        text = f.read()
+    missing = [c.id for c in CASES if f'`{c.id}`' not in text]
     assert not missing, missing
 
 

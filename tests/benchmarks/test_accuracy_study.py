@@ -1,6 +1,6 @@
 """The accuracy study's machinery end to end on a minimal setting (one
-seed, a couple of iterations, one cls and one seg method), and the README
-holding the committed study table verbatim."""
+seed, a couple of iterations, one cls and one seg method), and
+docs/results.md holding the committed study table verbatim."""
 import json
 import math
 import os.path as osp
@@ -18,8 +18,8 @@ def study():
 
 
 def test_minimal_study_end_to_end(study, tmp_path):
-    readme = tmp_path / 'README.md'
-    readme.write_text(f'# x\n\n{study["BEGIN"]}\nold\n{study["END"]}\n\nend\n')
+    page = tmp_path / 'results.md'
+    page.write_text(f'# x\n\n{study["BEGIN"]}\nold\n{study["END"]}\n\nend\n')
     md, js = tmp_path / 'study.md', tmp_path / 'study.json'
     result = study['main']([
         '--workers', '1', '--seeds', '0', '--rhos', '10', '--cls-epochs', '1',
@@ -28,8 +28,8 @@ def test_minimal_study_end_to_end(study, tmp_path):
         '--seg-num-val', '2', '--out-dir',
         str(tmp_path / 'work'), '--md',
         str(md), '--json',
-        str(js), '--readme',
-        str(readme)
+        str(js), '--doc',
+        str(page)
     ])
     records = {(r['setting'], r['method']): r for r in result['records']}
     # The CE baseline is trained for the PEM and reported with it.
@@ -65,8 +65,9 @@ def test_minimal_study_end_to_end(study, tmp_path):
                 '| NPE-LA linear, alpha swept |'):
         assert row in table
     assert 'over 1 training seed(s) (0)' in table
-    assert study['readme_block'](str(readme)) == table
-    assert readme.read_text().endswith(f'{study["END"]}\n\nend\n')
+    assert study['doc_block'](str(page)) == table
+    assert page.read_text().startswith(f'# x\n\n{study["BEGIN"]}\n')
+    assert page.read_text().endswith(f'{study["END"]}\n\nend\n')
     saved = json.loads(js.read_text())
     assert len(saved['records']) == 4
     assert all('checkpoint' not in r for r in saved['records'])
@@ -79,6 +80,13 @@ def test_bad_method_names_the_flag(study, capsys):
     assert "--cls-methods must be among" in capsys.readouterr().err
 
 
-def test_readme_holds_the_committed_study_table(study):
+def test_results_page_holds_the_committed_study_table(study):
     table = open(osp.join(REPO, 'benchmarks', 'accuracy_study.md')).read()
-    assert study['readme_block'](osp.join(REPO, 'README.md')) == table
+    page = osp.join(REPO, 'docs', 'results.md')
+    assert study['doc_block'](page) == table
+
+
+def test_make_study_writes_the_results_page():
+    with open(osp.join(REPO, 'Makefile')) as f:
+        makefile = f.read()
+    assert '--doc docs/results.md' in makefile

@@ -1,7 +1,8 @@
-"""NPE heads in mmpretrain's own configs, as the README tells a user to.
+"""NPE heads in mmpretrain's own configs, as the docs tell a user to
+(docs/advanced_guides/supported_heads.md).
 
 Each case takes a stock config from the installed package
-(``mmpretrain/.mim/configs``) and adds the README's lines: ``custom_imports``
+(``mmpretrain/.mim/configs``) and adds the documented lines: ``custom_imports``
 and ``model.head.type`` = the NPE version of the stock head with
 ``num_pems`` (ViT configs also drop Mixup / CutMix, ``train_cfg=None``: the
 one-way logistic loss needs hard labels). The NPE model differs from the
@@ -35,7 +36,7 @@ SMALL_VIT = {
     64,
 }
 
-# id: (stock config, NPE head, extra model keys of the README lines,
+# id: (stock config, NPE head, extra model keys of the documented lines,
 #      test-only shrink)
 SUPPORTED = {
     'LinearClsHead, ResNet-18 CIFAR-10':
@@ -65,7 +66,7 @@ def _one_thread():
 
 
 def npe_config(tmp_path, stock, head_type, model_keys, num_pems=2):
-    """The README's lines on top of a stock config."""
+    """The documented lines on top of a stock config."""
     model = dict(model_keys, head=dict(type=head_type, num_pems=num_pems))
     path = tmp_path / 'npe_config.py'
     path.write_text(f"_base_ = 'mmpretrain::{stock}'\n"
@@ -108,7 +109,7 @@ def test_npe_head_in_a_stock_config(case, tmp_path):
     stock_head = stock_cfg.model.head.type
     assert MODELS.get(head_type).stock_head.__name__ == stock_head
 
-    # Only the README's keys differ.
+    # Only the documented keys differ.
     skip = ('_scope_', 'head') + tuple(model_keys)
     assert without(cfg.model, *skip) == without(stock_cfg.model, *skip)
     assert without(cfg.model.head, 'type',

@@ -214,7 +214,7 @@ def test_config_is_stage_two_and_trains_one_iteration_from_a_ce_checkpoint(
 
 def test_iwb_fine_tuning_variant_keeps_the_loaded_head(fake_data, tmp_path):
     """The IWB paper's stage 2 is one line away: StageTwoHook with
-    reinit_modules=[] (here through the README's --cfg-options) fine-tunes
+    reinit_modules=[] (here through the documented --cfg-options) fine-tunes
     the CE head."""
     path = osp.join(CIFAR, 'cifar10_lt', 'iwb_resnet32_hp2_cifar10-lt-r100.py')
     w, w_ce = _train_one_iteration(

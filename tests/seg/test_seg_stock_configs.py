@@ -1,7 +1,7 @@
-"""README's "Use NPE in any mmseg config", proven on mmseg's own configs.
+"""docs/advanced_guides/supported_heads.md, proven on mmseg's own configs.
 
 Each case takes a stock config from the installed package
-(``mmseg/.mim/configs``), adds exactly the README's lines (``_base_``,
+(``mmseg/.mim/configs``), adds exactly the documented lines (``_base_``,
 ``custom_imports``, the segmentor ``type``, a linear ``pem_head`` on the
 feature the decode head reads, ``FrozenBackboneHook``), shrinks the backbone
 the way mmseg's own r18 configs do (a test-only adaptation, applied alike to
@@ -186,7 +186,7 @@ def _one_thread():
 
 
 def npe_config(tmp_path, stock, seg_type, pem, num_classes):
-    """The README's lines on top of a stock config, as a user writes them."""
+    """The documented lines on top of a stock config, as a user writes them."""
     pem = dict(type='PEMFCNHead', num_classes=num_classes, **pem)
     text = (f"_base_ = 'mmseg::{stock}'\n"
             'custom_imports = dict(imports=[\'mmnpe\'], '

@@ -3,7 +3,7 @@
 #
 # Usage: tools/misc/install_deps.sh VENV_DIR
 #
-# Pins (see README "Tested versions" for why each one):
+# Pins (see docs/get_started.md, "Tested versions", for why each one):
 #   torch 2.14.1 + torchvision 0.29.1  (the only pair whose torchvision imports on these CPUs)
 #   mmcv 2.1.0 built from source with ops (no wheel exists; mmseg needs mmcv.ops)
 #   mmengine 0.10.7, mmsegmentation 1.2.2, mmpretrain 1.2.0, setuptools >=77,<82

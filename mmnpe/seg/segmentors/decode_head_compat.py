@@ -68,8 +68,8 @@ def _required_args(method) -> int:
 
 def _refuse(where: str, cls: type, why: str) -> TypeError:
     return TypeError(f'{where} {cls.__name__} cannot carry a PEM: {why}. '
-                     'See "Use NPE in any mmseg config" in the README for '
-                     'the heads that can.')
+                     'See docs/advanced_guides/supported_heads.md for the '
+                     'heads that can.')
 
 
 def check_plain_decode_head(cfg,

@@ -4,10 +4,10 @@ Each tree has the benchmark's real layout: its split lists, one
 ``relative/path label`` a line, beside real JPEG files in the folders the
 real lists name (ImageNet-2012's ``train/<wnid>/`` and ``val/``,
 iNaturalist's ``train_val2018/<kingdom>/<id>/``, Places365's
-``data_256/<letter>/<class>/`` and ``val_256/``). As in the real lists,
-ImageNet-LT and Places-LT draw their val split from the training folders
-and their test split from the original validation folders; iNaturalist
-2018 has a train and a val list only.
+``data_256/<letter>/<class>/`` and ``val_256/``); iNaturalist 2018 has a
+train and a val list only. Here the val lists name images in the training
+folders and the test lists images in the validation folders, all distinct;
+the data set reads whatever paths a list names.
 """
 import argparse
 import os

@@ -97,9 +97,10 @@ def test_counts_come_from_the_training_list(name, trees):
         assert len(set(held)) == 1 and len(held) == 3
 
 
-def test_val_and_test_are_different_images_from_the_original_folders(trees):
-    """ImageNet-LT / Places-LT: val from the training folders, test from the
-    original validation folders, never the same image twice."""
+def test_val_and_test_read_the_images_their_lists_name(trees):
+    """ImageNet-LT / Places-LT: the test split reads the validation folders
+    its list names, val and train the training folders theirs, no image
+    twice."""
     for name, test_folder in (('imagenet_lt', 'val/'), ('places_lt',
                                                         'val_256/')):
         tree = trees[name]

@@ -488,3 +488,33 @@ def test_places_lt_starts_from_the_imagenet_backbone(pretrained):
     assert backbone and all(torch.equal(got[k], state[k]) for k in backbone)
     assert got['head.fc.weight'].shape == (365, 2048)
     assert got['head.pems.weight'].shape == (16 * 365, 2048)
+
+
+def test_training_counts_are_read_once_for_heads_and_metrics(
+        trees, pretrained, tmp_path, monkeypatch):
+    """LA loss, its val and its test: the training list's labels are read
+    once, and the loss and LongTailAccuracy (val and test) get the same
+    counts."""
+    from mmnpe.cls import LongTailAccuracy, LongTailListDataset
+    reads = []
+    original = LongTailListDataset.get_gt_labels
+
+    def counting(self):
+        reads.append(osp.basename(self.ann_file))
+        return original(self)
+
+    monkeypatch.setattr(LongTailListDataset, 'get_gt_labels', counting)
+    case = ('places_lt', 'la-loss', 'resnet152')
+    tree = trees['places_lt']
+    cfg = configure(case, tree, tmp_path, pretrained, validate=True)
+    runner = build_runner(cfg)
+    runner.train()
+    metrics = runner.test()
+    assert reads == ['Places_LT_train.txt']
+    assert count_modules(runner.model)[0].class_counts.tolist() == (
+        tree.counts())
+    for evaluator in (runner.val_evaluator, runner.test_evaluator):
+        metric, = evaluator.metrics
+        assert isinstance(metric, LongTailAccuracy)
+        assert metric.class_counts == tree.counts()
+    assert {'lt/many', 'lt/medium', 'lt/few'} <= set(metrics)

@@ -21,7 +21,8 @@ setup(
     name='mmnpe',
     version=get_version(),
     description='Neural Prior Estimation (NPE / NPE-LA) and long-tail '
-    'baselines as an OpenMMLab plugin for MMSegmentation and MMPretrain',
+    'baselines as an OpenMMLab plugin for MMSegmentation, MMPretrain and '
+    'MMDetection',
     long_description=readme(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['mmnpe', 'mmnpe.*']),
@@ -46,6 +47,13 @@ setup(
     extras_require={
         'tests': ['pytest', 'scikit-learn', 'matplotlib'],
         'demo': ['scikit-learn', 'matplotlib'],
+        # pip install mmnpe[det]: the MMDetection adapter (mmnpe.det). mmdet
+        # 3.3 imports six, tqdm, terminaltables, shapely and pycocotools
+        # without declaring them all; its LVISMetric needs the LVIS API.
+        'det': [
+            'mmdet>=3.0.0,<4.0.0', 'lvis', 'pycocotools', 'shapely',
+            'terminaltables', 'six', 'tqdm'
+        ],
     },
     license='Apache License 2.0',
     zip_safe=False)

@@ -12,6 +12,12 @@ Every long-tail method mmnpe has, over several training seeds, on
   head's 3x3 conv + 1x1, no BN) at alpha = 1 and at the alpha the one-pass
   sweep picks.
 
+- the synthetic long-tailed detection set in LVIS v1 format, the demo's
+  small Faster R-CNN and mmdet's LVISMetric (AP, AP_r, AP_c, AP_f): CE,
+  repeat-factor sampling, Balanced Sigmoid, post-hoc LA and NPE-LA (a PEM
+  on the frozen CE detector) at alpha = 1 and at the alpha chosen by AP on
+  a selection set (when mmdet is installed).
+
 The swept tau / alpha is chosen by mIoU on a *separate* selection set
 (the generator with another seed), never on the images reported. Each NPE
 run also reports the Pearson correlation of its per-class mean estimate
@@ -78,6 +84,18 @@ CLS_COLS = ('top1', 'balanced', 'many', 'medium', 'few')
 SEG_COLS = ('mIoU', 'mDice', 'mAcc')
 NO_VAL = {'val_dataloader': None, 'val_cfg': None, 'val_evaluator': None}
 
+DET_CE = 'faster-rcnn_r18-tiny_fpn_synthetic-lvis.py'
+# name -> config tag in configs/demo (faster-rcnn_r18-tiny_fpn_{tag}...).
+DET_METHODS = {
+    'CE': '',
+    'repeat-factor sampling': 'sample1e-1_',
+    'Balanced Sigmoid': 'balanced-sigmoid_',
+    'LA post-hoc': 'la-posthoc_',
+    'NPE-LA': 'npe_',
+}
+DET_COLS = ('AP', 'APr', 'APc', 'APf')
+DET_SCALES = [0.1, 0.25, 0.5, 0.75, 1.0]
+
 FULL = dict(
     seeds=[0, 1, 2, 3, 4],
     rhos=[10, 50],
@@ -89,7 +107,12 @@ FULL = dict(
     seg_pem_iters=200,
     seg_num_train=64,
     seg_num_val=16,
-    scales=[0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0])
+    scales=[0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0],
+    det_methods=list(DET_METHODS),
+    det_iters=300,
+    det_pem_iters=150,
+    det_num_train=200,
+    det_val_per_class=6)
 
 
 def _config(name: str) -> str:
@@ -396,6 +419,218 @@ def seg_chain(job: dict) -> List[dict]:
     return records
 
 
+# Detection ------------------------------------------------------------------
+
+
+def _det_config(method: str) -> str:
+    return _config(f'faster-rcnn_r18-tiny_fpn_{DET_METHODS[method]}'
+                   'synthetic-lvis.py')
+
+
+def _det_runner(method: str,
+                work_dir: str,
+                name: str,
+                job: dict,
+                options: dict,
+                val_root: Optional[str] = None):
+    """The Runner tools/train.py / tools/test.py build for a detection demo
+    config on the study's set (``val_root``: test on another set)."""
+    from mmengine.config import Config
+
+    from mmnpe.engine import build_runner, pipeline_dataset_cfgs
+    cfg = Config.fromfile(_det_config(method))
+    for split in ('train', 'test'):
+        root = job['det_root'] if split == 'train' else (val_root
+                                                         or job['det_root'])
+        for node in pipeline_dataset_cfgs(cfg[f'{split}_dataloader'].dataset):
+            node.data_root = root + '/'
+    cfg.test_evaluator.ann_file = ((val_root or job['det_root']) +
+                                   '/annotations/lvis_v1_val.json')
+    cfg.work_dir = work_dir
+    cfg.experiment_name = name
+    cfg.launcher = 'none'
+    opts = _common(job['seed'])
+    opts.update(NO_VAL)
+    opts.update(options)
+    cfg.merge_from_dict(opts)
+    return build_runner(cfg)
+
+
+def _det_metrics(metrics: dict) -> dict:
+    """LVISMetric's bbox AP in percent; None for an empty group."""
+    out = {}
+    for key, value in _plain(metrics).items():
+        name = key.split('bbox_', 1)[-1]
+        if name in DET_COLS:
+            out[name] = None if value < 0 else 100 * float(value)
+    return out
+
+
+def _det_schedule(iters: int) -> dict:
+    return {
+        'train_cfg.max_iters': iters,
+        'default_hooks.checkpoint.interval': iters,
+    }
+
+
+def _det_train(job: dict, method: str, tag: str, options: dict):
+    work_dir = osp.join(job['out_dir'], 'det', f's{job["seed"]}', tag)
+    runner = _det_runner(method, work_dir, f'study_det_s{job["seed"]}_{tag}',
+                         job, options)
+    runner.train()
+    return runner, osp.join(work_dir, f'iter_{runner.iter}.pth')
+
+
+def det_single(job: dict) -> List[dict]:
+    """One detection method trained from scratch (repeat-factor sampling,
+    Balanced Sigmoid) and tested."""
+    start = time.time()
+    method = job['methods'][0]
+    tag = method.lower().replace(' ', '-')
+    runner, _ = _det_train(job, method, tag, _det_schedule(job['det_iters']))
+    return [
+        _record('det', 'synthetic LVIS', method, job['seed'],
+                _det_metrics(runner.test()), start)
+    ]
+
+
+def det_chain(job: dict) -> List[dict]:
+    """CE, then post-hoc LA and NPE-LA on its checkpoint; NPE-LA's alpha
+    swept is chosen by AP on the selection set."""
+    seed, methods = job['seed'], job['methods']
+    records, start = [], time.time()
+    runner, ce_ckpt = _det_train(job, 'CE', 'ce',
+                                 _det_schedule(job['det_iters']))
+    records.append(
+        _record('det', 'synthetic LVIS', 'CE', seed,
+                _det_metrics(runner.test()), start))
+    if 'LA post-hoc' in methods:
+        start = time.time()
+        work_dir = osp.join(job['out_dir'], 'det', f's{seed}', 'la')
+        runner = _det_runner('LA post-hoc', work_dir, f'study_det_s{seed}_la',
+                             job, {'load_from': ce_ckpt})
+        records.append(
+            _record('det', 'synthetic LVIS', 'LA post-hoc tau=1', seed,
+                    _det_metrics(runner.test()), start))
+    if 'NPE-LA' in methods:
+        start = time.time()
+        options = _det_schedule(job['det_pem_iters'])
+        options.update({
+            'load_from':
+            ce_ckpt,
+            'param_scheduler': [
+                dict(
+                    type='MultiStepLR',
+                    by_epoch=False,
+                    milestones=[
+                        int(2 * job['det_pem_iters'] / 3),
+                        int(5 * job['det_pem_iters'] / 6)
+                    ],
+                    gamma=0.1)
+            ]
+        })
+        runner, ckpt = _det_train(job, 'NPE-LA', 'npe', options)
+        head = runner.model.roi_head.bbox_head
+        records.append(
+            _record('det', 'synthetic LVIS', 'NPE-LA alpha=1', seed,
+                    _det_metrics(runner.test()), start))
+        selector = _det_runner(
+            'NPE-LA',
+            osp.join(job['out_dir'], 'det', f's{seed}', 'npe_select'),
+            f'study_det_s{seed}_npe_select',
+            job, {'load_from': ckpt},
+            val_root=job['det_selection_root'])
+        scores = {}
+        for scale in job['det_scales']:
+            selector.model.roi_head.bbox_head.scale_factor = scale
+            scores[scale] = _det_metrics(selector.test())['AP']
+        best = max(job['det_scales'], key=lambda a: (scores[a], -a))
+        head.scale_factor = best
+        records.append(
+            _record(
+                'det',
+                'synthetic LVIS',
+                'NPE-LA alpha swept',
+                seed,
+                _det_metrics(runner.test()),
+                start,
+                scale=best))
+    return records
+
+
+def det_plan(settings: dict, out_dir: str) -> List[tuple]:
+    """The detection jobs: per seed, the CE chain and one job per method
+    trained from scratch."""
+    methods = settings.get('det_methods') or []
+    if not methods:
+        return []
+    jobs = []
+    for seed in settings['seeds']:
+        base = dict(
+            seed=seed,
+            out_dir=out_dir,
+            det_root=settings['det_root'],
+            det_selection_root=settings['det_selection_root'],
+            det_iters=settings['det_iters'],
+            det_pem_iters=settings['det_pem_iters'],
+            det_scales=DET_SCALES)
+        jobs.append(('det_chain', dict(base, methods=methods)))
+        for m in ('repeat-factor sampling', 'Balanced Sigmoid'):
+            if m in methods:
+                jobs.append(('det_single', dict(base, methods=[m])))
+    return jobs
+
+
+def prepare_det_data(settings: dict, out_dir: str) -> None:
+    """The synthetic LVIS-format set and its selection set (another seed:
+    where NPE-LA's alpha is chosen), in place in ``settings``."""
+    if not settings.get('det_methods'):
+        return
+    from mmnpe.det import generate_synthetic_lvis
+    root = osp.join(out_dir, 'data', 'synthetic_lvis')
+    selection = osp.join(out_dir, 'data', 'synthetic_lvis_selection')
+    # The demo's set (n_max = 160 of 200 images); smaller sets keep the
+    # most frequent category in 80 % of the images.
+    size = dict(
+        num_train=settings['det_num_train'],
+        n_max=int(0.8 * settings['det_num_train']),
+        val_per_class=settings['det_val_per_class'])
+    info = generate_synthetic_lvis(root, **size)
+    generate_synthetic_lvis(selection, seed=1, **size)
+    settings.update(
+        det_root=root,
+        det_selection_root=selection,
+        det_train_instances=info['instance_counts'],
+        det_frequency=info['frequency'])
+
+
+def _det_markdown(s: dict, methods: Dict[str, dict]) -> List[str]:
+    counts = ' / '.join(
+        f'{n}{t}'
+        for n, t in zip(s['det_train_instances'], s['det_frequency']))
+    lines = [
+        f'**synthetic LVIS** ({len(s["det_train_instances"])} categories, '
+        f'training instances per category (frequency tag) {counts}; '
+        f'Faster R-CNN ResNet-18/16 + FPN, {s["det_iters"]} iterations at '
+        f'batch 2; the PEM {s["det_pem_iters"]} on the frozen CE detector; '
+        'alpha swept over '
+        f'{_scale_cell(DET_SCALES)} by AP on a selection set; LVISMetric '
+        'bbox AP)', '',
+        '| method | AP | AP_r | AP_c | AP_f | alpha per seed |',
+        '|---|---|---|---|---|---|'
+    ]
+    order = [
+        'CE', 'repeat-factor sampling', 'Balanced Sigmoid',
+        'LA post-hoc tau=1', 'NPE-LA alpha=1', 'NPE-LA alpha swept'
+    ]
+    for name in [n for n in order if n in methods]:
+        row = methods[name]
+        cells = [_mean_std(row[c]) for c in DET_COLS]
+        cells.append(_scale_cell(row['scale']) if 'scale' in row else '')
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    return lines
+
+
 # Planning, running, reporting -----------------------------------------------
 
 
@@ -439,7 +674,7 @@ def plan(settings: dict, out_dir: str) -> List[tuple]:
             for m in cls_methods:
                 if m not in chain:
                     jobs.append(('cls_single', dict(base, methods=[m])))
-    return jobs
+    return jobs + det_plan(settings, out_dir)
 
 
 def _init_worker() -> None:
@@ -500,6 +735,7 @@ def run_study(settings: dict, out_dir: str, workers: int = 1) -> dict:
     start = time.time()
     load_start = os.getloadavg()
     prepare_data(settings, out_dir)
+    prepare_det_data(settings, out_dir)
     jobs = plan(settings, out_dir)
     records = []
     if workers <= 1:
@@ -566,7 +802,7 @@ def aggregate(records: List[dict]) -> Dict[str, Dict[str, dict]]:
                              {}).setdefault(r['method'],
                                             dict(task=r['task'], seeds=[]))
         row['seeds'].append(r['seed'])
-        cols = CLS_COLS if r['task'] == 'cls' else SEG_COLS
+        cols = dict(cls=CLS_COLS, seg=SEG_COLS, det=DET_COLS)[r['task']]
         for c in cols:
             row.setdefault(c, []).append(r['metrics'].get(c))
         for key in ('pearson', 'scale'):
@@ -611,6 +847,8 @@ def markdown(result: dict) -> str:
                 cells = [_mean_std(row[c]) for c in CLS_COLS]
                 cells.append(_mean_std(row.get('pearson', [])))
                 lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+        elif task == 'det':
+            lines += _det_markdown(s, methods)
         else:
             pixels = ' / '.join(str(p) for p in s['seg_train_pixels'])
             lines += [
@@ -675,7 +913,8 @@ def _portable(result: dict) -> dict:
     result = copy.deepcopy(result)
     for r in result['records']:
         r.pop('checkpoint', None)
-    for key in ('data_root', 'selection_root', 'counts_json'):
+    for key in ('data_root', 'selection_root', 'counts_json', 'det_root',
+                'det_selection_root'):
         if key in result['settings']:
             result['settings'][key] = osp.relpath(result['settings'][key],
                                                   REPO)
@@ -692,6 +931,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--cls-methods', nargs='*', default=FULL['cls_methods'])
     parser.add_argument(
         '--seg-methods', nargs='*', default=FULL['seg_methods'])
+    parser.add_argument(
+        '--det-methods',
+        nargs='*',
+        default=None,
+        help='detection methods (default: all when mmdet is installed)')
+    parser.add_argument('--det-iters', type=int, default=FULL['det_iters'])
+    parser.add_argument(
+        '--det-pem-iters', type=int, default=FULL['det_pem_iters'])
+    parser.add_argument(
+        '--det-num-train', type=int, default=FULL['det_num_train'])
+    parser.add_argument(
+        '--det-val-per-class', type=int, default=FULL['det_val_per_class'])
     parser.add_argument('--cls-epochs', type=int, default=FULL['cls_epochs'])
     parser.add_argument('--seg-iters', type=int, default=FULL['seg_iters'])
     parser.add_argument(
@@ -720,6 +971,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         if m not in SEG_METHODS:
             parser.error(f'--seg-methods must be among {list(SEG_METHODS)},'
                          f' got {m!r}')
+    if args.det_methods is None:
+        import importlib.util
+        has_mmdet = importlib.util.find_spec('mmdet') is not None
+        args.det_methods = FULL['det_methods'] if has_mmdet else []
+    for m in args.det_methods:
+        if m not in DET_METHODS:
+            parser.error(f'--det-methods must be among {list(DET_METHODS)},'
+                         f' got {m!r}')
     return args
 
 
@@ -731,6 +990,11 @@ def main(argv=None) -> dict:
         rhos=args.rhos,
         cls_methods=args.cls_methods,
         seg_methods=args.seg_methods,
+        det_methods=args.det_methods,
+        det_iters=args.det_iters,
+        det_pem_iters=args.det_pem_iters,
+        det_num_train=args.det_num_train,
+        det_val_per_class=args.det_val_per_class,
         cls_epochs=args.cls_epochs,
         seg_iters=args.seg_iters,
         seg_pem_iters=args.seg_pem_iters,

@@ -18,7 +18,9 @@ overhead, Python objects and the interpreter are not counted.
 
 Goals (benchmarks/README.md): cls_train <= 1.03, cls_fused 1.00 +- 0.01 with
 identical argmax, seg_infer <= 1.02, seg_frozen <= 0.35; a sweep
-of 11 scale factors <= 1.3x one ordinary evaluation (sweep_seg, sweep_cls).
+of 11 scale factors <= 1.3x one ordinary evaluation (sweep_seg, sweep_cls);
+det_infer <= 1.02 (NPE-LA's RoI head on the LVIS Mask R-CNN); det_frozen and
+the det memory lines are reported (docs/user_guides/detection.md).
 """
 import argparse
 import copy
@@ -438,6 +440,183 @@ def _paired(sweep, run, run2, reps):
     return paired_ratio(a, run, run2, reps, warmup=1)
 
 
+# Detection ------------------------------------------------------------------
+# The detector of configs/lvis (mmdet's LVIS v1 Mask R-CNN R50-FPN, 1203
+# categories), or with --fast a tiny one (the tests' size) for a smoke run.
+DET_LVIS = 'lvis/mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py'
+DET_FROZEN = [
+    'backbone', 'neck', 'rpn_head', 'roi_head.bbox_head.shared_fcs',
+    'roi_head.bbox_head.fc_cls', 'roi_head.bbox_head.fc_reg',
+    'roi_head.mask_head'
+]
+FAST = dict(enabled=False, size=512)
+
+
+def _det_cfg():
+    import mmdet
+    from mmengine.config import Config
+    cfg = Config.fromfile(
+        osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', DET_LVIS))
+    model = cfg.model
+    if FAST['enabled']:
+        model.backbone.update(
+            depth=18, base_channels=8, init_cfg=None, num_stages=4)
+        model.neck.update(in_channels=[8, 16, 32, 64], out_channels=16)
+        model.rpn_head.update(in_channels=16, feat_channels=16)
+        for key in ('bbox_roi_extractor', 'mask_roi_extractor'):
+            model.roi_head[key].out_channels = 16
+        model.roi_head.bbox_head.update(
+            in_channels=16, fc_out_channels=32, num_classes=12)
+        model.roi_head.mask_head.update(
+            in_channels=16, conv_out_channels=16, num_convs=1, num_classes=12)
+        model.train_cfg.rcnn.sampler.num = 64
+        model.test_cfg.rpn.max_per_img = 100
+    return model
+
+
+def _det_models():
+    """The stock detector, its NPE-LA twin (one linear PEM, alpha = 1,
+    the same weights) and a copy of the stock one (A/A)."""
+    import torch.nn as nn
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    cfg = _det_cfg()
+    torch.manual_seed(0)
+    stock = MODELS.build(copy.deepcopy(cfg))
+    cfg.roi_head.bbox_head.update(
+        type='NPEShared2FCBBoxHead', num_pems=1, scale_factor=1.0)
+    npe = MODELS.build(cfg)
+    npe.load_state_dict(stock.state_dict(), strict=False)
+    nn.init.normal_(npe.roi_head.bbox_head.pems.weight, std=0.05)
+    return _fresh(npe, stock, stock)
+
+
+def _det_batch(num: int, size: int, num_classes: int) -> dict:
+    """A data batch as mmdet's loader gives it: uint8 images, three boxes
+    with box masks per image."""
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+    g = torch.Generator().manual_seed(0)
+    inputs, samples = [], []
+    for i in range(num):
+        inputs.append(
+            torch.randint(
+                0, 256, (3, size, size), generator=g, dtype=torch.uint8))
+        xy = torch.randint(0, size // 2, (3, 2), generator=g).float()
+        wh = torch.randint(size // 8, size // 2, (3, 2), generator=g).float()
+        boxes = torch.cat([xy, xy + wh], 1)
+        masks = torch.zeros(3, size, size, dtype=torch.uint8)
+        for j, (x1, y1, x2, y2) in enumerate(boxes.long().tolist()):
+            masks[j, y1:y2, x1:x2] = 1
+        sample = DetDataSample(
+            metainfo=dict(
+                img_id=i,
+                img_shape=(size, size),
+                ori_shape=(size, size),
+                pad_shape=(size, size),
+                scale_factor=(1.0, 1.0)))
+        sample.gt_instances = InstanceData(
+            bboxes=boxes,
+            labels=torch.randint(0, num_classes, (3, ), generator=g),
+            masks=BitmapMasks(masks.numpy(), size, size))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def _det_size() -> int:
+    return 64 if FAST['enabled'] else FAST['size']
+
+
+def _det_name() -> str:
+    return 'tiny Mask R-CNN (--fast)' if FAST['enabled'] else (
+        'LVIS v1 Mask R-CNN R50-FPN')
+
+
+def bench_det_infer(reps: int) -> str:
+    npe, stock, stock2 = (m.eval() for m in _det_models())
+    num_classes = stock.roi_head.bbox_head.num_classes
+    batch = _det_batch(1, _det_size(), num_classes)
+    with torch.no_grad():
+        r, aa, base = paired_ratio(
+            lambda: npe.test_step(copy.deepcopy(batch)),
+            lambda: stock.test_step(copy.deepcopy(batch)),
+            lambda: stock2.test_step(copy.deepcopy(batch)), reps)
+    return (
+        f'det_infer  NPE-LA (1 linear PEM) / stock RoI head, {_det_name()} '
+        f'({num_classes} classes), {_det_size()}^2: {r:.3f}  (A/A '
+        f'{aa:.3f}; baseline {base * 1e3:.0f} ms)  goal <= 1.02')
+
+
+def _det_step(model, batch, freeze: bool):
+    from mmengine.optim import OptimWrapper
+
+    from mmnpe.engine import FrozenBackboneHook
+    runner = type('R', (), dict(model=model))()
+    hook = FrozenBackboneHook(modules=DET_FROZEN)
+    if freeze:
+        hook.before_train(runner)
+    optimizer = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=0.001,
+        momentum=0.9)
+    wrapper = OptimWrapper(optimizer)
+
+    def step():
+        model.train()
+        if freeze:
+            hook.before_train_iter(runner, 0)
+        model.train_step(copy.deepcopy(batch), wrapper)
+
+    return step, optimizer
+
+
+def bench_det_frozen(reps: int) -> str:
+    npe, stock, stock2 = _det_models()
+    num_classes = stock.roi_head.bbox_head.num_classes
+    batch = _det_batch(2, _det_size(), num_classes)
+    steps = [
+        _det_step(npe, batch, True)[0],
+        _det_step(stock, batch, False)[0],
+        _det_step(stock2, batch, False)[0]
+    ]
+    r, aa, base = paired_ratio(*steps, reps, warmup=1)
+    return (f'det_frozen PEM iteration on the frozen detector / stock '
+            f'training iteration, {_det_name()}, 2 x {_det_size()}^2: '
+            f'{r:.3f}  (A/A {aa:.3f}; baseline {base:.2f} s)')
+
+
+def bench_mem_det_infer(reps: int) -> str:
+    npe, stock, _ = (m.eval() for m in _det_models())
+    batch = _det_batch(1, _det_size(), stock.roi_head.bbox_head.num_classes)
+    sizes = []
+    for model in (npe, stock):
+
+        def step():
+            with torch.no_grad():
+                model.test_step(copy.deepcopy(batch))
+
+        sizes.append(_peak(model, step))
+    return (f'mem_det_infer  peak tensor memory of inference, NPE-LA / '
+            f'stock, {_det_name()}, {_det_size()}^2: '
+            f'{sizes[0] / sizes[1]:.3f}  ({_mib(sizes[0])} / '
+            f'{_mib(sizes[1])})')
+
+
+def bench_mem_det_frozen(reps: int) -> str:
+    npe, stock, _ = _det_models()
+    batch = _det_batch(2, _det_size(), stock.roi_head.bbox_head.num_classes)
+    sizes = []
+    for model, freeze in ((npe, True), (stock, False)):
+        step, optimizer = _det_step(model, batch, freeze)
+        sizes.append(_peak(model, step, optimizer))
+    return (f'mem_det_frozen peak tensor memory of a PEM iteration on the '
+            f'frozen detector / a stock training iteration, {_det_name()}, '
+            f'2 x {_det_size()}^2: {sizes[0] / sizes[1]:.3f}  '
+            f'({_mib(sizes[0])} / {_mib(sizes[1])})')
+
+
 BENCHES = dict(
     cls_train=bench_cls_train,
     cls_fused=bench_cls_fused,
@@ -447,7 +626,11 @@ BENCHES = dict(
     mem_seg_frozen=bench_mem_seg_frozen,
     mem_seg_infer=bench_mem_seg_infer,
     sweep_seg=bench_sweep_seg,
-    sweep_cls=bench_sweep_cls)
+    sweep_cls=bench_sweep_cls,
+    det_infer=bench_det_infer,
+    det_frozen=bench_det_frozen,
+    mem_det_infer=bench_mem_det_infer,
+    mem_det_frozen=bench_mem_det_frozen)
 
 # -- Thousands of classes: ImageNet-LT (C = 1 000) and iNaturalist 2018
 # (C = 8 142) with ResNet-50, the heads of configs/imagenet_lt and
@@ -673,6 +856,16 @@ def main() -> None:
     parser.add_argument('--reps', type=int, default=15)
     parser.add_argument('--only', nargs='+', choices=list(BENCHES))
     parser.add_argument(
+        '--fast',
+        action='store_true',
+        help='det_* lines on a tiny detector at 64^2 (a smoke run; the '
+        'ratios then say nothing about the LVIS model)')
+    parser.add_argument(
+        '--det-size',
+        type=int,
+        default=512,
+        help='side of the det_* lines\' square images (default 512)')
+    parser.add_argument(
         '--lt-batch',
         type=int,
         help=f'lt_* lines: images per step (default {LT_SETTINGS["batch"]})')
@@ -685,6 +878,7 @@ def main() -> None:
         action='store_true',
         help='lt_* lines at tiny sizes (what the test suite runs)')
     args = parser.parse_args()
+    FAST.update(enabled=args.fast, size=args.det_size)
     torch.set_num_threads(1)
     if args.lt_fast:
         LT_SETTINGS.update(LT_FAST)

@@ -100,7 +100,8 @@ def test_count_checkpoints_through_configs_without_counts(
         _demo('ce_resnet32_digits-lt.py'), ckpt, str(tmp_path / 'ce_test'),
         '--cfg-options', *TEST_SMALL).wait()
     assert 'lt/top1' in log
-    assert 'not loaded (the model has no head.loss_module)' in log
+    assert 'not loaded (the model has no such tensors in head.loss_module)' \
+        in log
     _, la_work, _ = count_runs['la-loss']
     crt = run_train(
         _demo('crt_resnet32_digits-lt.py'), str(tmp_path / 'crt'),

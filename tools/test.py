@@ -6,6 +6,8 @@ predictions as PNGs, ``--show-dir DIR`` the painted images.
 mmpretrain configs (``default_scope='mmpretrain'``): ``--out FILE`` dumps the
 predictions (pickle) or, with ``--out-item metrics``, the metrics;
 ``--show-dir DIR`` saves one painted image per sample (``--interval``).
+mmdet configs (``default_scope='mmdet'``): ``--out FILE.pkl`` dumps the
+predictions, ``--show-dir DIR`` the painted detections, ``--tta`` flips.
 """
 import argparse
 import os
@@ -24,7 +26,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--out',
         help='mmseg: folder for the predicted PNGs; mmpretrain: file for '
-        'the predictions (or metrics, see --out-item)')
+        'the predictions (or metrics, see --out-item); mmdet: .pkl file for '
+        'the predictions')
     parser.add_argument(
         '--out-item',
         choices=['metrics', 'pred'],
@@ -72,9 +75,12 @@ def main() -> None:
         from mmnpe.seg.cli import run_test
     elif scope == 'mmpretrain':
         from mmnpe.cls.cli import run_test
+    elif scope == 'mmdet':
+        from mmnpe.det.cli import run_test
     else:
-        raise ValueError("tools/test.py needs default_scope 'mmseg' or "
-                         f"'mmpretrain' in the config, got {scope!r}")
+        raise ValueError("tools/test.py needs default_scope 'mmseg', "
+                         f"'mmpretrain' or 'mmdet' in the config, got "
+                         f'{scope!r}')
     with error_hints(args.checkpoint):
         run_test(cfg, args)
 

@@ -1,11 +1,11 @@
 from .checkpoint_check import (LoadRecord, LoadRecorder, check_load,
                                required_tensors)
 from .class_counts_mixin import ClassCountsMixin
-from .dataset_class_counts import (build_counting_dataset,
+from .dataset_class_counts import (DETECTION_KINDS, build_counting_dataset,
                                    count_dataset_classes, counting_dataset_cfg,
                                    counting_pipeline, dataset_parts,
                                    map_pipelines, pipeline_dataset_cfgs,
-                                   write_class_counts)
+                                   repeated_parts, write_class_counts)
 from .dist import setup_cpu_distributed
 from .error_hints import (UnknownComponentError, UnsafeCheckpointError,
                           close_registered_names, error_hints)
@@ -28,5 +28,5 @@ __all__ = [
     'error_hints', 'close_registered_names', 'UnknownComponentError',
     'UnsafeCheckpointError', 'DEFAULT_HOOKS', 'add_default_hooks',
     'build_runner', 'LoadRecord', 'LoadRecorder', 'check_load',
-    'required_tensors'
+    'required_tensors', 'DETECTION_KINDS', 'repeated_parts'
 ]

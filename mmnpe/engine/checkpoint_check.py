@@ -20,9 +20,11 @@ the run *uses as it is* but that did not come from the checkpoint
   (not those of losses, nor of an auxiliary head, which predictions never
   read);
 - training from ``load_from``: the frozen ones (``requires_grad=False``
-  when the checkpoint is loaded, e.g. by :class:`FrozenBackboneHook`);
-  trainable ones may start from their initialisation, as when a fine-tune
-  changes ``num_classes``;
+  when the checkpoint is loaded, e.g. by :class:`FrozenBackboneHook`), but
+  not those of losses, nor those of a frozen auxiliary head when backbone
+  and neck are frozen too (it can then change nothing); trainable ones may
+  start from their initialisation, as when a fine-tune changes
+  ``num_classes``;
 - resuming: every parameter and normalisation statistic;
 - always: at least one tensor of the model must load.
 
@@ -198,7 +200,16 @@ def required_tensors(model: nn.Module, mode: str) -> Set[str]:
                             for p in own) if own else not module.training)
             if held:
                 frozen.add(key)
-        return frozen
+        # Losses hold nothing the run uses as it is (a count buffer is
+        # filled or trained with). A frozen auxiliary head matters only
+        # while its loss can push gradients into trainable features; with
+        # backbone and neck frozen too (the PEM setting) it is not even run.
+        unused = _loss_prefixes(model)
+        features_train = any(p.requires_grad for k, p in params.items()
+                             if _under(k, ('backbone', 'neck')))
+        if not features_train:
+            unused.append('auxiliary_head')
+        return {k for k in frozen if not _under(k, unused)}
     unused = _loss_prefixes(model) + ['auxiliary_head']
     return {k for k in list(params) + list(stats) if not _under(k, unused)}
 
@@ -282,7 +293,8 @@ def check_load(record: LoadRecord,
     if record.unexpected:
         modules = sorted({k.rsplit('.', 1)[0] for k in record.unexpected})
         notes.append(f'{len(record.unexpected)} of its tensors are not '
-                     f'loaded (the model has no {_short(modules, 4)})')
+                     'loaded (the model has no such tensors in '
+                     f'{_short(modules, 4)})')
     if record.errors:
         notes.append('; '.join(record.errors))
     if notes:

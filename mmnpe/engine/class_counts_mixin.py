@@ -52,7 +52,8 @@ class ClassCountsMixin:
                           class_counts: CountsArg,
                           num_classes: Optional[int] = None,
                           eps: Optional[float] = None,
-                          name: str = 'class_counts') -> None:
+                          name: str = 'class_counts',
+                          kind: Optional[str] = None) -> None:
         """Register the buffer and fill it from ``class_counts`` if given.
 
         Args:
@@ -63,12 +64,17 @@ class ClassCountsMixin:
             eps (float, optional): Allows zero counts (see
                 :func:`check_class_counts`). Defaults to None.
             name (str): The argument's name in error messages.
+            kind (str, optional): What :class:`ClassCountsHook` counts for
+                this module: None for the host's default (images for
+                classification, instances for detection), 'images' for
+                images per class of a detection data set. Defaults to None.
         """
         # Validates eps now, even when the counts come later.
         check_class_counts([1.0], eps=eps, name=name)
         self.class_counts_eps = eps
         self._class_counts_name = name
         self._class_counts_num_classes = num_classes
+        self.class_counts_kind = kind
         self.class_counts_from_dataset = class_counts is None
         self.class_counts_file = (
             class_counts if isinstance(class_counts, str) else None)
@@ -85,11 +91,15 @@ class ClassCountsMixin:
         return self.class_counts.numel() > 0 and bool(
             self.class_counts.sum() > 0)
 
-    def set_class_counts(self, counts: Union[Sequence[float], Tensor]) -> None:
+    def set_class_counts(self,
+                         counts: Union[Sequence[float], Tensor],
+                         classes: Optional[Sequence[str]] = None) -> None:
         """Validate ``counts`` and copy them into the buffer.
 
         Args:
             counts (Sequence[float] | Tensor): One count per class, (C, ).
+            classes (Sequence[str], optional): The classes' names, for
+                error messages. Defaults to None.
 
         Raises:
             ValueError: Wrong length (vs ``num_classes`` when known),
@@ -99,7 +109,8 @@ class ClassCountsMixin:
             counts,
             num_classes=self._class_counts_num_classes,
             eps=self.class_counts_eps,
-            name=self._class_counts_name)
+            name=self._class_counts_name,
+            classes=classes)
         device = self.class_counts.device
         # Re-assigning a registered buffer keeps it a buffer; the shape may
         # change from (0, ) when C was unknown at build time.

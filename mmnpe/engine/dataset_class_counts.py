@@ -1,16 +1,24 @@
-"""Count classes over a training data set: images (cls) or pixels (seg).
+"""Count classes over a training data set: images (cls), pixels (seg),
+instances or images (det).
 
 The logic of ``tools/analysis/class_counts.py`` and of
 :class:`ClassCountsHook`. Host-agnostic by duck typing: a data set with
 ``get_gt_labels()`` (MMPretrain) is counted in images per class, one whose
-pipeline yields ``gt_seg_map`` (MMSegmentation) in pixels per class.
+pipeline yields ``gt_seg_map`` (MMSegmentation) in pixels per class, one
+whose data infos hold ``instances`` with a ``bbox_label`` (MMDetection) in
+instances (default) or images per class.
+
+Detection counts describe what the model is trained on: an image that a
+``ClassBalancedDataset`` repeats (repeat-factor sampling, as mmdet's LVIS
+configs do) or a ``RepeatDataset`` repeats counts as often as it is
+repeated; instances flagged ``ignore_flag`` (crowd) are not counted.
 """
 import copy
 import json
 import os
 import os.path as osp
 import sys
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.config import Config, ConfigDict
@@ -163,28 +171,132 @@ def _pixel_counts(dataset, num_classes: int, progress: bool) -> np.ndarray:
     return counts
 
 
-def count_dataset_classes(dataset, progress: bool = False) -> dict:
-    """Images (cls) or pixels (seg) per class of ``dataset``.
+#: What a detection data set can be counted in.
+DETECTION_KINDS = ('instances', 'images')
+
+
+def _is_detection(part) -> bool:
+    if hasattr(part, 'get_gt_labels') or not hasattr(part, 'get_data_info'):
+        return False
+    if len(part) == 0:
+        return False
+    info = part.get_data_info(0)
+    return isinstance(info, dict) and isinstance(info.get('instances'), list)
+
+
+def repeated_parts(dataset) -> List[Tuple[object, np.ndarray]]:
+    """The underlying data sets of ``dataset``, each with how many times the
+    wrappers repeat each of its images, (len(part), ) int64.
+
+    ``ClassBalancedDataset`` repeats image ``i`` ``repeat_indices.count(i)``
+    times, ``RepeatDataset`` every image ``times`` times; concatenations give
+    every part; other wrappers (anything with a ``dataset`` and no
+    ``pipeline`` of its own) count each image once.
+    """
+    if isinstance(dataset, ConcatDataset):
+        return [pw for d in dataset.datasets for pw in repeated_parts(d)]
+    inner = getattr(dataset, 'dataset', None)
+    if inner is None or hasattr(dataset, 'pipeline'):
+        return [(dataset, np.ones(len(dataset), dtype=np.int64))]
+    if not getattr(dataset, '_fully_initialized', True):
+        dataset.full_init()  # lazy_init=True: repeat factors not computed
+    parts = repeated_parts(inner)
+    if hasattr(dataset, 'repeat_indices'):
+        total = sum(len(w) for _, w in parts)
+        times = np.bincount(
+            np.asarray(dataset.repeat_indices, dtype=np.int64),
+            minlength=total)
+        out, start = [], 0
+        for part, weights in parts:
+            out.append((part, weights * times[start:start + len(weights)]))
+            start += len(weights)
+        return out
+    times = getattr(dataset, 'times', None)
+    if isinstance(times, int):
+        return [(part, weights * times) for part, weights in parts]
+    return parts
+
+
+def _instance_counts(dataset, weights: np.ndarray, num_classes: int, kind: str,
+                     progress: bool) -> np.ndarray:
+    counts = np.zeros(num_classes, dtype=np.int64)
+    bar = ProgressBar(len(dataset), file=sys.stderr) if progress else None
+    for i in range(len(dataset)):
+        if weights[i]:
+            info = dataset.get_data_info(i)
+            labels = np.asarray([
+                inst['bbox_label'] for inst in info['instances']
+                if not inst.get('ignore_flag', 0)
+            ],
+                                dtype=np.int64)
+            bad = labels[(labels < 0) | (labels >= num_classes)]
+            if bad.size:
+                raise ValueError(
+                    f'{info.get("img_path", f"image {i}")}: bbox_label '
+                    f'{bad[0]} is outside [0, {num_classes})')
+            if kind == 'images':
+                labels = np.unique(labels)
+            np.add.at(counts, labels, weights[i])
+        if bar:
+            bar.update()
+    return counts
+
+
+def count_dataset_classes(dataset,
+                          progress: bool = False,
+                          kind: Optional[str] = None) -> dict:
+    """Images (cls), pixels (seg), or instances / images (det) per class of
+    ``dataset``.
 
     Args:
-        dataset: A built MMPretrain data set (has ``get_gt_labels``) or an
+        dataset: A built MMPretrain data set (has ``get_gt_labels``), an
             MMSegmentation one whose pipeline yields ``gt_seg_map`` (build it
-            with :func:`build_counting_dataset` so augmentation is off);
-            ``ignore_index`` pixels are not counted. Wrappers are unwrapped
-            (see :func:`dataset_parts`).
+            with :func:`build_counting_dataset` so augmentation is off;
+            ``ignore_index`` pixels are not counted), or an MMDetection one
+            (data infos with ``instances``). Classification and segmentation
+            wrappers are unwrapped (see :func:`dataset_parts`); detection
+            counts follow the wrappers' repeats (see
+            :func:`repeated_parts`).
         progress (bool): Show mmengine's progress bar. Defaults to False.
+        kind (str, optional): For a detection data set, 'instances' or
+            'images' (images that hold the class); None means the data set's
+            default: images (cls), pixels (seg), instances (det). Defaults to
+            None.
 
     Returns:
-        dict: ``{"kind": "images"|"pixels", "classes": [...], "counts":
-        [...]}``, counts as Python ints, one per class.
+        dict: ``{"kind": "images"|"pixels"|"instances", "classes": [...],
+        "counts": [...]}``, counts as Python ints, one per class.
     """
     classes = list(dataset.metainfo.get('classes') or [])
     if not classes:
         raise ValueError(f'{type(dataset).__name__} has no '
                          "metainfo['classes'] to count over")
+    if kind is not None and kind not in DETECTION_KINDS + ('pixels', ):
+        raise ValueError(f'kind must be None or one of '
+                         f'{DETECTION_KINDS + ("pixels", )}, got {kind!r}')
+    weighted = repeated_parts(dataset)
+    if all(_is_detection(p) for p, _ in weighted):
+        kind = kind or 'instances'
+        if kind not in DETECTION_KINDS:
+            raise ValueError(f'a detection data set is counted in '
+                             f'{DETECTION_KINDS}, got kind={kind!r}')
+        counts = np.zeros(len(classes), dtype=np.int64)
+        for part, weights in weighted:
+            counts += _instance_counts(part, weights, len(classes), kind,
+                                       progress)
+        return dict(
+            kind=kind, classes=classes, counts=[int(c) for c in counts])
+    if kind in DETECTION_KINDS and kind != 'images':
+        raise ValueError(f'kind={kind!r} counts a detection data set, but '
+                         f'{type(dataset).__name__} is not one (its data '
+                         'infos hold no instances)')
     parts = dataset_parts(dataset)
-    kind = 'images' if all(hasattr(p, 'get_gt_labels')
-                           for p in parts) else 'pixels'
+    found = 'images' if all(hasattr(p, 'get_gt_labels')
+                            for p in parts) else 'pixels'
+    if kind is not None and kind != found:
+        raise ValueError(f'kind={kind!r} was asked, but '
+                         f'{type(dataset).__name__} is counted in {found}')
+    kind = found
     counts = np.zeros(len(classes), dtype=np.int64)
     for part in parts:
         if kind == 'images':

@@ -1,4 +1,7 @@
-"""Pure-torch building blocks of mmnpe (no mmseg / mmpretrain imports)."""
+"""Pure-torch building blocks of mmnpe (no mmseg / mmpretrain / mmdet
+imports)."""
+from .background import (foreground_balanced_softmax_loss,
+                         foreground_logit_adjust)
 from .balanced_sigmoid import balanced_sigmoid_loss, balanced_sigmoid_offset
 from .class_balanced import (check_beta, class_balanced_cross_entropy,
                              effective_number_weights)
@@ -21,5 +24,6 @@ __all__ = [
     'one_way_logistic_loss', 'check_beta', 'class_balanced_cross_entropy',
     'effective_number_weights', 'KL_DIRECTIONS', 'check_iwb_lambda',
     'check_kl_direction', 'iwb_hardness_coefficient', 'iwb_kl_loss',
-    'iwb_number_coefficient', 'iwb_target'
+    'iwb_number_coefficient', 'iwb_target', 'foreground_logit_adjust',
+    'foreground_balanced_softmax_loss'
 ]

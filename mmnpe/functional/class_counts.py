@@ -30,7 +30,8 @@ def _check_eps(eps: Optional[float], name: str) -> Optional[float]:
 def check_class_counts(counts: Union[Sequence[float], Tensor],
                        num_classes: Optional[int] = None,
                        eps: Optional[float] = None,
-                       name: str = 'class_counts') -> Tensor:
+                       name: str = 'class_counts',
+                       classes: Optional[Sequence[str]] = None) -> Tensor:
     """Validate per-class counts and return them as a float64 tensor.
 
     Args:
@@ -40,6 +41,8 @@ def check_class_counts(counts: Union[Sequence[float], Tensor],
             gets ``log(eps)`` instead of ``-inf`` in :func:`log_prior`.
             Without it a zero count is an error. Defaults to None.
         name (str): The argument's name in error messages.
+        classes (Sequence[str], optional): Class names, one per count: an
+            error about a count names its class too. Defaults to None.
 
     Returns:
         Tensor: The counts, float64, shape (C, ).
@@ -73,10 +76,16 @@ def check_class_counts(counts: Union[Sequence[float], Tensor],
     eps = _check_eps(eps, name)
     zero = (t == 0).nonzero().flatten()
     if zero.numel() and eps is None:
+        i = int(zero[0])
+        which = f'class index {i}'
+        if classes is not None and len(classes) == t.numel():
+            which += f', {classes[i]!r},'
+        more = (f'; {zero.numel()} classes have none'
+                if zero.numel() > 1 else '')
         raise ValueError(
-            f'{name}[{int(zero[0])}] is 0 (class index {int(zero[0])} never '
-            'occurs), so its log-prior would be -inf; pass an explicit eps '
-            '(e.g. eps=1e-12) to allow empty classes')
+            f'{name}[{i}] is 0 ({which} never occurs{more}), so its '
+            'log-prior would be -inf; pass an explicit eps (e.g. eps=1e-12) '
+            'to allow empty classes')
     return t
 
 

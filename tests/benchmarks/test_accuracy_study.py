@@ -25,7 +25,7 @@ def test_minimal_study_end_to_end(study, tmp_path):
         '--workers', '1', '--seeds', '0', '--rhos', '10', '--cls-epochs', '1',
         '--seg-iters', '2', '--seg-pem-iters', '2', '--cls-methods',
         'NPE-LA K=1', '--seg-methods', 'NPE-LA linear', '--seg-num-train', '4',
-        '--seg-num-val', '2', '--out-dir',
+        '--seg-num-val', '2', '--det-methods', '--out-dir',
         str(tmp_path / 'work'), '--md',
         str(md), '--json',
         str(js), '--doc',

@@ -115,6 +115,14 @@ def test_required_tensors_per_mode():
         'backbone.0.weight', 'backbone.0.bias', 'backbone.1.weight',
         'backbone.1.bias', 'backbone.1.running_mean', 'backbone.1.running_var'
     }
+    # A frozen auxiliary head: needed while its loss reaches trainable
+    # features, not once they are frozen too (the PEM setting).
+    model = Net()
+    model.auxiliary_head.requires_grad_(False)
+    aux = {'auxiliary_head.fc.weight', 'auxiliary_head.fc.bias'}
+    assert required_tensors(model, 'train') == aux
+    model.backbone.requires_grad_(False)
+    assert not aux & required_tensors(model, 'train')
     with pytest.raises(ValueError, match="mode must be one of"):
         required_tensors(model, 'eval')
 
@@ -184,5 +192,5 @@ def test_what_does_not_fit_is_logged(monkeypatch):
     (msg, level), = logged
     assert level == logging.WARNING
     assert msg.startswith("checkpoint 'la.pth' -> Net: 1 of its tensors are "
-                          'not loaded (the model has no '
+                          'not loaded (the model has no such tensors in '
                           'decode_head.loss_decode)')

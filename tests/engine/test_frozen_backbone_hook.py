@@ -196,17 +196,41 @@ def test_ddp_holds_only_trainable_parameters(tmp_path, synthetic_root,
             dist.destroy_process_group()
 
 
+# What a DDP wrapper does with its constructor arguments, compared between
+# the wrapper the hook builds and one built directly from the arguments.
+DDP_ATTRIBUTES = ('broadcast_buffers', 'find_unused_parameters',
+                  'gradient_as_bucket_view', 'bucket_bytes_cap',
+                  'bucket_bytes_cap_default', 'bucket_bytes_cap_list',
+                  'static_graph', 'device_ids', 'detect_anomalous_params')
+
+
+@pytest.mark.parametrize(
+    'wrapper_cfg',
+    [
+        None,  # what the tools give a CPU run (mmengine's defaults)
+        dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=True,
+            find_unused_parameters=True,
+            gradient_as_bucket_view=True,
+            bucket_cap_mb=2,
+            detect_anomalous_params=True)
+    ],
+    ids=['default', 'custom'])
 def test_rewrapped_ddp_keeps_the_settings_the_runner_used(
-        tmp_path, synthetic_root, monkeypatch):
-    """The DDP the hook builds around the trainable parameters has the
-    class and settings of the one the Runner built, also when the Runner's
-    config does not hold them (a runner given its wrapper otherwise)."""
+        tmp_path, synthetic_root, monkeypatch, wrapper_cfg):
+    """The DDP the hook builds around the trainable parameters behaves as one
+    built directly with the Runner's wrapper arguments, also when the
+    Runner's config does not hold them (a runner given its wrapper
+    otherwise), and carries over registered communication hooks."""
+    import copy
+
     import torch.distributed as dist
     from launch_helpers import free_port
     from mmengine.model import MMDistributedDataParallel
+    from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
     from mmnpe.engine import build_runner
-    from mmnpe.engine.hooks.frozen_backbone_hook import ddp_settings
     for key, value in dict(
             RANK=0,
             WORLD_SIZE=1,
@@ -218,30 +242,29 @@ def test_rewrapped_ddp_keeps_the_settings_the_runner_used(
     cfg['train_dataloader']['sampler'] = dict(
         type='InfiniteSampler', shuffle=True)
     cfg.update(
-        launcher='pytorch',
-        custom_hooks=[dict(type='FrozenBackboneHook')],
-        model_wrapper_cfg=dict(
-            type='MMDistributedDataParallel',
-            find_unused_parameters=True,
-            gradient_as_bucket_view=True,
-            bucket_cap_mb=2,
-            detect_anomalous_params=True))
+        launcher='pytorch', custom_hooks=[dict(type='FrozenBackboneHook')])
+    if wrapper_cfg is not None:
+        cfg['model_wrapper_cfg'] = wrapper_cfg
     try:
         runner = build_runner(Config(cfg))
         first = runner.model
         assert isinstance(first, MMDistributedDataParallel)
-        before = ddp_settings(first)
-        assert before['find_unused_parameters'] is True
-        assert before['gradient_as_bucket_view'] is True
-        assert before['detect_anomalous_params'] is True
-        assert before['bucket_cap_mb'] == 2
-        # The wrapper's settings are not in the Runner's config any more.
+        first.register_comm_hook(None, default_hooks.allreduce_hook)
+        # The arguments the Runner built its wrapper with.
+        given = dict(runner.cfg.model_wrapper_cfg)
+        given.pop('type')
+        # ... are not in the Runner's config any more.
         runner.cfg.pop('model_wrapper_cfg')
         assert 'model_wrapper_cfg' not in runner.cfg
         runner.train()
         ddp = runner.model
         assert ddp is not first and type(ddp) is type(first)
-        assert ddp_settings(ddp) == before
+        frozen = copy.deepcopy(ddp.module)
+        reference = MMDistributedDataParallel(module=frozen, **given)
+        for name in DDP_ATTRIBUTES:
+            assert getattr(ddp, name) == getattr(reference, name), name
+        assert [h
+                for h, _ in ddp._comm_hooks] == [default_hooks.allreduce_hook]
         pem = list(ddp.module.pem_heads.parameters())
         assert ddp._get_ddp_logging_data()['num_parameter_tensors'] == len(pem)
     finally:

@@ -1,12 +1,15 @@
-"""Count images (mmpretrain configs) or pixels (mmseg configs) per class over
-a config's TRAINING data set and write the counts JSON that count-based
-baselines (logit adjustment, Balanced Softmax / Sigmoid, IWB) read.
+"""Count images (mmpretrain configs), pixels (mmseg configs) or instances /
+images (mmdet configs, ``--kind``) per class over a config's TRAINING data
+set and write the counts JSON that count-based baselines (logit adjustment,
+Balanced Softmax / Sigmoid, IWB) read.
 
 The data set is built from ``train_dataloader.dataset`` exactly as training
 builds it (``reduce_zero_label``, ``label_map``, ``ignore_index``), with every
 pipeline cut to its annotation loaders: pixels are counted on the original
 annotation, without random crops, flips or resizes. Repeat wrappers count
-each image once.
+each image once, except for detection, where an image repeated by
+``ClassBalancedDataset`` (repeat-factor sampling) or ``RepeatDataset`` counts
+as often as it is trained on.
 
     python tools/analysis/class_counts.py CONFIG --out counts.json
 """
@@ -22,6 +25,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='config file path')
     parser.add_argument(
         '--out', help='JSON file to write (printed to stdout when omitted)')
+    parser.add_argument(
+        '--kind',
+        choices=['instances', 'images'],
+        help='mmdet configs only: instances (default) or images per class')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -42,7 +49,8 @@ def main() -> None:
     if cfg.get('custom_imports'):
         from mmengine.utils import import_modules_from_strings
         import_modules_from_strings(**cfg.custom_imports)
-    result = count_dataset_classes(build_counting_dataset(cfg), progress=True)
+    result = count_dataset_classes(
+        build_counting_dataset(cfg), progress=True, kind=args.kind)
     if args.out:
         write_class_counts(result, args.out)
         print(f'\nwrote {result["kind"]} per class of '

@@ -7,6 +7,8 @@
 #   torch 2.14.1 + torchvision 0.29.1  (the only pair whose torchvision imports on these CPUs)
 #   mmcv 2.1.0 built from source with ops (no wheel exists; mmseg needs mmcv.ops)
 #   mmengine 0.10.7, mmsegmentation 1.2.2, mmpretrain 1.2.0, setuptools >=77,<82
+#   mmdet 3.3.0 + lvis 0.5.3 (the detection adapter, `pip install mmnpe[det]`;
+#   mmdet imports six, tqdm, terminaltables, shapely, pycocotools undeclared)
 #
 # The mmcv build takes 20-30 minutes on 2 cores, so its wheel is cached *outside* the
 # repository (a fresh CI clone would lose an in-repo cache), keyed by the torch version:
@@ -57,5 +59,6 @@ log "mmcv wheel: $(mmcv_wheel)"
 "$PY" -m pip install -q "mmengine==0.10.7" "mmsegmentation==1.2.2" "mmpretrain==1.2.0" \
     ftfy regex scikit-learn matplotlib pytest \
     "flake8==7.5.0" "isort==9.0.2" "yapf==0.43.0"
+"$PY" -m pip install -q "mmdet==3.3.0" "lvis==0.5.3" pycocotools shapely terminaltables six tqdm
 "$PY" -m pip install -q --no-deps --no-build-isolation -e .
-"$PY" -c "import mmcv.ops, mmseg, mmpretrain, torch, torchvision; print('torch', torch.__version__, 'mmcv', mmcv.__version__, 'mmseg', mmseg.__version__, 'mmpretrain', mmpretrain.__version__)"
+"$PY" -c "import mmcv.ops, mmseg, mmpretrain, mmdet, lvis, torch, torchvision; print('torch', torch.__version__, 'mmcv', mmcv.__version__, 'mmseg', mmseg.__version__, 'mmpretrain', mmpretrain.__version__, 'mmdet', mmdet.__version__)"

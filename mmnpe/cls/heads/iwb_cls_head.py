@@ -1,5 +1,5 @@
 import math
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmpretrain.models.heads import LinearClsHead
@@ -90,10 +90,12 @@ class IWBClsHead(ClassCountsMixin, LinearClsHead):
             # it other (data set) counts than the head's NC uses.
             loss.class_counts_from_dataset = False
 
-    def set_class_counts(self, counts: Union[Sequence[float], Tensor]) -> None:
+    def set_class_counts(self,
+                         counts: Union[Sequence[float], Tensor],
+                         classes: Optional[Sequence[str]] = None) -> None:
         """Set the counts, and those of a count-based loss built without
         its own."""
-        super().set_class_counts(counts)
+        super().set_class_counts(counts, classes)
         if hasattr(self, 'loss_module'):
             self._share_counts(self.class_counts)
 

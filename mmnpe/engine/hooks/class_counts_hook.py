@@ -1,5 +1,5 @@
 import logging
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn as nn
@@ -45,7 +45,10 @@ class ClassCountsHook(Hook):
     built with ``class_counts=None`` gets the training data set's counts:
 
     - ``before_train``: from ``runner.train_dataloader.dataset`` (images per
-      class through MMPretrain's ``get_gt_labels()``). They are set even if a
+      class through MMPretrain's ``get_gt_labels()``; instances per class of
+      an MMDetection data set, or images for modules built with
+      ``kind='images'``, repeats of ``ClassBalancedDataset`` included, see
+      :func:`count_dataset_classes`). They are set even if a
       checkpoint (``load_from`` / ``resume``) brought counts along: the data
       being trained on is the source, and on resume both are the same (a
       warning says so when they differ).
@@ -74,29 +77,33 @@ class ClassCountsHook(Hook):
     (``ValueError`` on a mismatch). Modules given a list are not touched.
 
     ``before_run`` also checks every decode head's count losses against its
-    ``out_channels`` (the losses' ``check_decode_out_channels``), so a loss
-    that cannot train its head fails before any checkpoint is loaded.
+    ``out_channels`` (the losses' ``check_decode_out_channels``), and every
+    detection head's ``loss_cls`` against the head (its
+    ``check_host_head``), so a loss that cannot train its head fails before
+    any checkpoint is loaded.
     """
 
     priority = 'VERY_HIGH'
 
     def __init__(self) -> None:
-        self._cache: Dict[str, dict] = {}
+        # Results by (where they were counted, kind of counts).
+        self._cache: Dict[tuple, dict] = {}
         # The data set the running training reads (set in before_train).
         self._train_dataset = None
 
-    def _counts(self, dataset, where: str) -> dict:
-        if where not in self._cache:
-            result = count_dataset_classes(dataset)
-            if result['kind'] != 'images':
+    def _counts(self, dataset, where: str, kind: Optional[str] = None) -> dict:
+        key = (where, kind)
+        if key not in self._cache:
+            result = count_dataset_classes(dataset, kind=kind)
+            if result['kind'] == 'pixels':
                 raise ValueError(
                     'ClassCountsHook: the training data set is a '
                     'segmentation one, whose pixel counts are not computed '
                     'at run time; write them once with tools/analysis/'
                     'class_counts.py CONFIG --out counts.json and pass '
                     "class_counts='counts.json' to the module")
-            self._cache[where] = result
-        return self._cache[where]
+            self._cache[key] = result
+        return self._cache[key]
 
     @staticmethod
     def _check_files(modules, classes, what: str) -> None:
@@ -108,12 +115,14 @@ class ClassCountsHook(Hook):
                     classes=classes,
                     name=f'{type(m).__name__}.class_counts ({what})')
 
-    def _fill(self, modules, result: dict, overwrite: bool) -> None:
+    def _fill(self, modules, results: Callable[[Optional[str]], dict],
+              overwrite: bool) -> None:
         for m in modules:
             if not m.class_counts_from_dataset:
                 continue
             if m.has_class_counts and not overwrite:
                 continue
+            result = results(getattr(m, 'class_counts_kind', None))
             new = torch.as_tensor(result['counts'], dtype=torch.float64)
             if m.has_class_counts and (
                     m.class_counts.numel() != new.numel()
@@ -124,7 +133,7 @@ class ClassCountsHook(Hook):
                     'data set\'s; using the data set\'s',
                     logger='current',
                     level=logging.WARNING)
-            m.set_class_counts(result['counts'])
+            m.set_class_counts(result['counts'], result['classes'])
             print_log(
                 f'ClassCountsHook: {type(m).__name__}.class_counts from the '
                 f'training data set ({result["kind"]} per class): '
@@ -148,6 +157,14 @@ class ClassCountsHook(Hook):
                         check(out_channels)
                     except ValueError as e:
                         raise ValueError(f'{name}: {e}') from None
+        for name, module in runner.model.named_modules():
+            check = getattr(
+                getattr(module, 'loss_cls', None), 'check_host_head', None)
+            if callable(check):
+                try:
+                    check(module)
+                except (TypeError, ValueError) as e:
+                    raise type(e)(f'{name}: {e}') from None
 
     def before_train(self, runner) -> None:
         """Fill dataset-sourced modules from the training data set."""
@@ -159,7 +176,8 @@ class ClassCountsHook(Hook):
         self._check_files(modules, dataset.metainfo.get('classes'),
                           'training data set')
         if any(m.class_counts_from_dataset for m in modules):
-            self._fill(modules, self._counts(dataset, 'train'), True)
+            self._fill(modules,
+                       lambda kind: self._counts(dataset, 'train', kind), True)
 
     def _before_eval(self, runner, split: str) -> None:
         modules = _count_modules(runner.model)
@@ -180,9 +198,9 @@ class ClassCountsHook(Hook):
         loader = cfg.get('train_dataloader')
         if not isinstance(loader, dict) or loader.get('dataset') is None:
             return None
-        if 'cfg' not in self._cache:
+        if ('cfg', None) not in self._cache:
             self._counts(build_counting_dataset(cfg), 'cfg')
-        return self._cache['cfg']
+        return self._cache[('cfg', None)]
 
     def _fill_metrics(self, evaluator, cfg) -> None:
         """Give unset :class:`LongTailAccuracy` metrics the training counts.
@@ -212,9 +230,18 @@ class ClassCountsHook(Hook):
     def _fill_unset(self, modules: List[ClassCountsMixin], cfg) -> None:
         unset = _unset(modules)
         if unset:
-            if 'cfg' not in self._cache:
-                self._counts(build_counting_dataset(cfg), 'cfg')
-            self._fill(unset, self._cache['cfg'], False)
+            datasets = []
+
+            def results(kind: Optional[str]) -> dict:
+                # The training set is built (once) only when a kind of
+                # counts is not cached yet.
+                if ('cfg', kind) in self._cache:
+                    return self._cache[('cfg', kind)]
+                if not datasets:
+                    datasets.append(build_counting_dataset(cfg))
+                return self._counts(datasets[0], 'cfg', kind)
+
+            self._fill(unset, results, False)
 
     def before_val(self, runner) -> None:
         """Fill still-unset modules (validation outside training) and the

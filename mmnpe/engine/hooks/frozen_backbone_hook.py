@@ -12,43 +12,80 @@ from .utils import is_training
 
 DATA_BATCH = Optional[dict]
 
+_MB = 1024**2
+# Arguments read back otherwise than by their name (see ddp_settings).
+_DERIVED = ('self', 'module', 'broadcast_buffers', 'forward_sync_buffers',
+            'bucket_cap_mb', 'bucket_cap_mb_list')
+
+
+def _init_arguments(cls: type) -> List[str]:
+    """Names of the keyword arguments of ``cls`` and its bases up to
+    ``nn.Module`` (``MMDistributedDataParallel`` passes the rest on)."""
+    names = []
+    for base in cls.__mro__:
+        if base is nn.Module:
+            break
+        init = base.__dict__.get('__init__')
+        if init is not None:
+            names += [
+                n for n, p in inspect.signature(init).parameters.items()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            ]
+    return list(dict.fromkeys(names))
+
 
 def ddp_settings(wrapper: DistributedDataParallel) -> Dict[str, Any]:
     """The constructor arguments a DDP wrapper was built with, read back
     from the wrapper itself.
 
     Whatever built it (``model_wrapper_cfg``, mmengine's default, a custom
-    runner), the wrapper keeps its settings as attributes named like the
-    arguments of its class (and of ``DistributedDataParallel``); the bucket
-    size is kept in bytes. Arguments it keeps no attribute for get their
-    defaults.
+    runner), the wrapper keeps most settings as attributes named like the
+    arguments of its class and of ``DistributedDataParallel``
+    (``find_unused_parameters``, ``gradient_as_bucket_view``,
+    ``static_graph``, ``device_ids``, ``process_group`` ... and
+    ``MMDistributedDataParallel``'s ``detect_anomalous_params``). Three are
+    kept otherwise: ``broadcast_buffers`` (a property over
+    ``forward_sync_buffers`` in recent torch, read through the property so
+    the start-up buffer sync stays as it was), and the bucket sizes, kept in
+    bytes (``bucket_cap_mb`` is passed only when it was not the default, so
+    the smaller first bucket of the default stays; ``bucket_cap_mb_list``
+    when per-bucket sizes were given). Arguments with nothing to read back
+    keep their defaults.
+
+    Raises:
+        ValueError: The wrapper holds what cannot be rebuilt from it
+            (``delay_all_reduce_named_params``).
     """
-    names = []
-    for cls in type(wrapper).__mro__:
-        if cls is nn.Module:
-            break
-        init = cls.__dict__.get('__init__')
-        if init is not None:
-            names += [
-                n for n, p in inspect.signature(init).parameters.items()
-                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-            ]
-    settings = {
-        n: getattr(wrapper, n)
-        for n in dict.fromkeys(names)
-        if n not in ('self', 'module') and n in vars(wrapper)
-    }
+    names = _init_arguments(type(wrapper))
+    own = vars(wrapper)
+    settings = {n: own[n] for n in names if n not in _DERIVED and n in own}
     if 'device_mesh' in settings:  # DDP takes a mesh or a group, not both
         settings.pop('process_group', None)
-    if 'bucket_cap_mb' in names and hasattr(wrapper, 'bucket_bytes_cap'):
-        settings['bucket_cap_mb'] = wrapper.bucket_bytes_cap / 1024**2
+    if 'broadcast_buffers' in names and hasattr(wrapper, 'broadcast_buffers'):
+        settings['broadcast_buffers'] = wrapper.broadcast_buffers
+    per_bucket = list(getattr(wrapper, 'bucket_bytes_cap_list', []) or [])
+    if per_bucket and 'bucket_cap_mb_list' in names:
+        settings['bucket_cap_mb_list'] = [b / _MB for b in per_bucket]
+    elif not getattr(wrapper, 'bucket_bytes_cap_default', False) and hasattr(
+            wrapper, 'bucket_bytes_cap'):
+        settings['bucket_cap_mb'] = wrapper.bucket_bytes_cap / _MB
+    if getattr(wrapper, '_delay_all_reduce_params', None):
+        raise ValueError(
+            'FrozenBackboneHook: the DDP wrapper was built with '
+            'delay_all_reduce_named_params, which cannot be read back to '
+            'wrap the model again around its trainable parameters; freeze '
+            'without it')
     return settings
 
 
 def rewrap_ddp(wrapper: DistributedDataParallel) -> DistributedDataParallel:
     """A new wrapper of ``wrapper``'s class and settings around the same
-    module, registering only the parameters that now require a gradient."""
-    return type(wrapper)(module=wrapper.module, **ddp_settings(wrapper))
+    module, registering only the parameters that now require a gradient;
+    communication hooks registered on the old one are registered again."""
+    new = type(wrapper)(module=wrapper.module, **ddp_settings(wrapper))
+    for hook, state in getattr(wrapper, '_comm_hooks', []):
+        new.register_comm_hook(state, hook)
+    return new
 
 
 # Registered in mmengine's root registry: mmseg and mmpretrain configs find it.

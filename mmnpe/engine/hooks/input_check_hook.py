@@ -12,7 +12,11 @@ from .utils import is_training
 
 DATA_BATCH = Optional[dict]
 # Heads whose ``num_classes`` must match the data set's classes.
-_HEADS = ('decode_head', 'auxiliary_head', 'pem_heads', 'head')
+# Dotted paths: mmseg's, mmpretrain's, then mmdet's classifying heads (the
+# RoI heads of two-stage detectors, the dense head of one-stage ones; the
+# class-agnostic RPN is left out).
+_HEADS = ('decode_head', 'auxiliary_head', 'pem_heads', 'head',
+          'roi_head.bbox_head', 'roi_head.mask_head', 'bbox_head')
 
 
 def load_mode(runner) -> str:
@@ -40,10 +44,14 @@ def _describe(sample, index: int) -> str:
 
 def model_num_classes(model: nn.Module) -> List[Tuple[str, int]]:
     """``(name, num_classes)`` of the model's classifying heads (decode,
-    auxiliary, PEM heads for mmseg; ``head`` for mmpretrain)."""
+    auxiliary, PEM heads for mmseg; ``head`` for mmpretrain; the box, mask
+    and dense heads for mmdet, each stage of a cascade)."""
     found = []
     for name in _HEADS:
-        module = getattr(model, name, None)
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            continue
         modules = list(enumerate(module)) if isinstance(
             module, (nn.ModuleList, list)) else [(None, module)]
         for k, head in modules:
@@ -149,7 +157,9 @@ class InputCheckHook(Hook):
             return
         model = _unwrap(runner.model)
         mode = load_mode(runner)
-        source = runner.cfg.get('load_from')
+        # The Runner's own record (its config may not hold it).
+        source = getattr(runner, '_load_from',
+                         None) or runner.cfg.get('load_from')
         LoadRecorder(model,
                      lambda record: check_load(record, model, mode, source))
 

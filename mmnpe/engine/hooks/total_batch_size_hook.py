@@ -1,9 +1,12 @@
 import logging
+from typing import List
 
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.optim import OptimWrapperDict
 from mmengine.registry import HOOKS
+from mmengine.runner import IterBasedTrainLoop
 
 from .utils import is_training
 
@@ -13,18 +16,58 @@ from .utils import is_training
 ALLOW_KEY = 'allow_other_total_batch'
 
 
-def _accumulative_counts(cfg) -> int:
-    """Gradient accumulation of the config's optimiser wrapper(s): mmengine's
-    ``optim_wrapper.accumulative_counts`` (1 when unset); for an
-    ``OptimWrapperDict`` config (one wrapper per sub-model) the largest."""
-    wrapper = cfg.get('optim_wrapper') or {}
-    if 'accumulative_counts' in wrapper or 'optimizer' in wrapper:
-        return int(wrapper.get('accumulative_counts', 1))
-    counts = [
-        int(w.get('accumulative_counts', 1)) for w in wrapper.values()
-        if isinstance(w, dict)
-    ]
-    return max(counts, default=1)
+def _accumulative_counts(optim_wrapper) -> int:
+    """Gradient accumulation of the built optimiser wrapper(s): each update
+    sums this many batches (for an ``OptimWrapperDict``, one wrapper per
+    sub-model, the largest)."""
+    if isinstance(optim_wrapper, OptimWrapperDict):
+        return max((_accumulative_counts(w)
+                    for w in optim_wrapper.optim_wrappers.values()),
+                   default=1)
+    return int(getattr(optim_wrapper, '_accumulative_counts', 1))
+
+
+def _per_process_batch(loader) -> int:
+    batch = getattr(loader, 'batch_size', None)
+    if batch is None:  # a batch sampler gives the batches
+        batch = getattr(
+            getattr(loader, 'batch_sampler', None), 'batch_size', None)
+    return int(batch)
+
+
+def _scaled_schedule(cfg, factor: int) -> List[str]:
+    """``--cfg-options`` that stretch an iteration-based schedule by
+    ``factor``: the loop's length and validation interval, the schedulers'
+    iteration milestones / begin / end, the checkpoint interval."""
+
+    def scale(value):
+        if isinstance(value, bool) or not isinstance(value, (int, list)):
+            return None
+        if isinstance(value, list):
+            return '[' + ','.join(str(v * factor) for v in value) + ']'
+        return str(value * factor)
+
+    options = []
+    train_cfg = cfg.get('train_cfg') or {}
+    for key in ('max_iters', 'val_interval'):
+        if scale(train_cfg.get(key)) is not None:
+            options.append(f'train_cfg.{key}={scale(train_cfg[key])}')
+    schedulers = cfg.get('param_scheduler') or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    for i, sched in enumerate(schedulers):
+        if not isinstance(sched, dict) or sched.get('by_epoch', True):
+            continue
+        for key in ('milestones', 'begin', 'end', 'T_max'):
+            value = scale(sched.get(key))
+            if value is not None and sched.get(key) != 0:
+                options.append(f'param_scheduler.{i}.{key}={value}')
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    if not checkpoint.get('by_epoch', True) and scale(
+            checkpoint.get('interval')) is not None:
+        options.append('default_hooks.checkpoint.interval='
+                       f'{scale(checkpoint["interval"])}')
+    return options
 
 
 # Registered in mmengine's root registry: mmseg and mmpretrain configs find it.
@@ -69,8 +112,9 @@ class TotalBatchSizeHook(Hook):
         if not is_training(runner):
             return
         world = get_world_size()
-        per_process = runner.cfg.train_dataloader.batch_size
-        accumulate = _accumulative_counts(runner.cfg)
+        # What the Runner built (its config may not hold it all).
+        per_process = _per_process_batch(runner.train_dataloader)
+        accumulate = _accumulative_counts(runner.optim_wrapper)
         total = per_process * world * accumulate
         how = (f'train_dataloader.batch_size={per_process} per process x '
                f'{world} process(es) x optim_wrapper.accumulative_counts='
@@ -79,6 +123,9 @@ class TotalBatchSizeHook(Hook):
             print_log(
                 f'TotalBatchSizeHook: total batch {total} = {how}',
                 logger='current')
+            if accumulate > 1 and isinstance(runner.train_loop,
+                                             IterBasedTrainLoop):
+                self._warn_iterations(runner, accumulate)
             return
         allow = runner.cfg.get(ALLOW_KEY, False)
         if not isinstance(allow, bool):
@@ -106,3 +153,23 @@ class TotalBatchSizeHook(Hook):
             f'TotalBatchSizeHook: the total batch must be '
             f'{self.total_batch_size}, got {how} = {total}; {fix} (or, to '
             f'train with {total} on purpose, --cfg-options {ALLOW_KEY}=True)')
+
+    @staticmethod
+    def _warn_iterations(runner, accumulate: int) -> None:
+        """mmengine's iteration-based loop counts batches, not updates:
+        with accumulation k the same max_iters makes k times fewer updates
+        and iteration milestones come k times sooner."""
+        max_iters = runner.train_loop.max_iters
+        options = _scaled_schedule(runner.cfg, accumulate)
+        fix = (' --cfg-options ' + ' '.join(options)) if options else (
+            ' the loop length, the schedulers\' iteration milestones and the '
+            'checkpoint interval')
+        print_log(
+            f'TotalBatchSizeHook: with optim_wrapper.accumulative_counts='
+            f'{accumulate} this iteration-based run makes max_iters / '
+            f'{accumulate} = {max_iters // accumulate} updates of the total '
+            f'batch, not {max_iters}, and its iteration milestones come '
+            f'{accumulate} times sooner; to train the config\'s schedule, '
+            f'multiply them by {accumulate}:{fix}',
+            logger='current',
+            level=logging.WARNING)

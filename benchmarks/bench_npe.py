@@ -20,7 +20,11 @@ Goals (benchmarks/README.md): cls_train <= 1.03, cls_fused 1.00 +- 0.01 with
 identical argmax, seg_infer <= 1.02, seg_frozen <= 0.35; a sweep
 of 11 scale factors <= 1.3x one ordinary evaluation (sweep_seg, sweep_cls);
 det_infer <= 1.02 (NPE-LA's RoI head on the LVIS Mask R-CNN); det_frozen and
-the det memory lines are reported (docs/user_guides/detection.md).
+the det memory lines are reported (docs/user_guides/detection.md). On
+request only (--only, minutes of ResNet-50): lt_train, ResNet-50 step with K
+PEMs / without at C = 1 000 and 8 142, K = 1 <= 1.02, K = 16 <= 1.05 and
+<= 1.25; mem_lt_train, its memory by part; lt_fused 1.00 +- 0.02 with
+identical argmax at C = 8 142 (docs/user_guides/classification_benchmarks.md).
 """
 import argparse
 import copy

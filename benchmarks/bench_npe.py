@@ -22,7 +22,11 @@ of 11 scale factors <= 1.3x one ordinary evaluation (sweep_seg, sweep_cls);
 label-shift estimation and adaptation on cached logits <= 0.05x one
 evaluation (label_shift_cls, label_shift_seg);
 det_infer <= 1.02 (NPE-LA's RoI head on the LVIS Mask R-CNN); det_frozen and
-the det memory lines are reported (docs/user_guides/detection.md).
+the det memory lines are reported (docs/user_guides/detection.md). On
+request only (--only, minutes of ResNet-50): lt_train, ResNet-50 step with K
+PEMs / without at C = 1 000 and 8 142, K = 1 <= 1.02, K = 16 <= 1.05 and
+<= 1.25; mem_lt_train, its memory by part; lt_fused 1.00 +- 0.02 with
+identical argmax at C = 8 142 (docs/user_guides/classification_benchmarks.md).
 """
 import argparse
 import copy
@@ -705,6 +709,224 @@ BENCHES = dict(
     mem_det_infer=bench_mem_det_infer,
     mem_det_frozen=bench_mem_det_frozen)
 
+# -- Thousands of classes: ImageNet-LT (C = 1 000) and iNaturalist 2018
+# (C = 8 142) with ResNet-50, the heads of configs/imagenet_lt and
+# configs/inat2018. Not part of the default run (minutes of ResNet-50 on a
+# CPU): python benchmarks/bench_npe.py --only lt_train mem_lt_train lt_fused
+
+#: Sizes of the lt_* lines; --lt-batch / --lt-size / --lt-fast change them.
+LT_SETTINGS = dict(classes=(1000, 8142), pems=(1, 16), batch=4, size=224)
+#: What the test suite runs (tiny; nothing timed is asserted there).
+LT_FAST = dict(classes=(10, 30), pems=(1, 16), batch=2, size=32)
+#: Goals of the K / 0 training-step ratio at each C (K = 1 alike everywhere).
+LT_GOALS = {1000: {1: 1.02, 16: 1.05}, 8142: {1: 1.02, 16: 1.25}}
+
+
+def _lt_model(num_classes: int, num_pems: int, seed: int = 0):
+    """ResNet-50 + pooling + the configs' head: ``LinearClsHead`` (K = 0) or
+    ``NPEClsHead`` with K PEMs, the backbone initialised alike (as built:
+    the cost does not depend on the weights)."""
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    head = dict(
+        type='LinearClsHead', num_classes=num_classes, in_channels=2048)
+    if num_pems:
+        head.update(type='NPEClsHead', num_pems=num_pems)
+    torch.manual_seed(seed)
+    model = MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=dict(type='ResNet', depth=50),
+            neck=dict(type='GlobalAveragePooling'),
+            head=head))
+    return model
+
+
+def _lt_batch(num_classes: int, batch: int, size: int):
+    from mmpretrain.structures import DataSample
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, size, size, generator=g)
+    labels = torch.randint(0, num_classes, (batch, ), generator=g)
+    return x, [DataSample().set_gt_label(int(y)) for y in labels]
+
+
+def _lt_step(model, x, samples):
+    """One training step as mmengine's OptimWrapper runs it (SGD momentum
+    0.9, weight decay as iNaturalist 2018's schedule), timed in two parts:
+    forward + backward, then the parameter update (+ zero_grad)."""
+    from mmengine.optim import OptimWrapper
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    wrapper = OptimWrapper(optimizer)
+
+    def step():
+        start = time.perf_counter()
+        wrapper.backward(sum(model.loss(x, samples).values()))
+        middle = time.perf_counter()
+        wrapper.step()
+        wrapper.zero_grad()
+        return middle - start, time.perf_counter() - middle
+
+    return step, optimizer
+
+
+def paired_medians(fns, reps: int, warmup: int = 1):
+    """Medians of the parts each of ``fns`` returns (a tuple of seconds),
+    the functions run interleaved in an order that rotates every
+    repetition (as :func:`paired_ratio`, for any number of arms)."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    for rep in range(reps):
+        for i in range(len(fns)):
+            j = (i + rep) % len(fns)
+            times[j].append(fns[j]())
+    return [[statistics.median(part) for part in zip(*arm)] for arm in times]
+
+
+def _pem_params(num_classes: int, num_pems: int) -> int:
+    return num_pems * (2048 + 1) * num_classes
+
+
+def bench_lt_train(reps: int,
+                   classes=None,
+                   pems=None,
+                   batch=None,
+                   size=None) -> str:
+    """Training step of ResNet-50 with K PEMs / without, at each C."""
+    s = dict(LT_SETTINGS)
+    s.update({
+        k: v
+        for k, v in dict(classes=classes, pems=pems, batch=batch,
+                         size=size).items() if v is not None
+    })
+    lines = []
+    for c in s['classes']:
+        x, samples = _lt_batch(c, s['batch'], s['size'])
+        models = _fresh(_lt_model(c, 0), *[_lt_model(c, k) for k in s['pems']])
+        models.insert(1, copy.deepcopy(models[0]))  # the A/A control
+        steps = [_lt_step(m.train(), x, samples)[0] for m in models]
+        med = paired_medians(steps, reps)
+        base_fb, base_opt = med[0]
+        base = base_fb + base_opt
+        control = sum(med[1]) / base
+        for k, (fb, opt) in zip(s['pems'], med[2:]):
+            goal = LT_GOALS.get(c, {}).get(k)
+            lines.append(
+                f'lt_train   ResNet-50 step, C={c}, K={k} / K=0 (batch '
+                f'{s["batch"]}, {s["size"]}x{s["size"]}): '
+                f'{(fb + opt) / base:.3f}  (A/A {control:.3f}; K=0 '
+                f'{base:.2f} s = {base_fb:.2f} fwd+bwd + {base_opt:.2f} '
+                f'update; K adds {(fb - base_fb) * 1e3:+.0f} ms fwd+bwd, '
+                f'{(opt - base_opt) * 1e3:+.0f} ms update; '
+                f'{_pem_params(c, k) / 1e6:.1f} M PEM parameters)' +
+                (f'  goal <= {goal}' if goal else ''))
+    return '\n'.join(lines)
+
+
+def _state_bytes(optimizer) -> int:
+    return _tensor_bytes(t for state in optimizer.state.values()
+                         for t in state.values())
+
+
+def lt_step_memory(num_classes: int, num_pems: int, batch: int,
+                   size: int) -> dict:
+    """Tensor bytes of one ResNet-50 training step in steady state (after a
+    warm-up step, so the momentum buffers exist), by part: ``parameters``,
+    ``momentum``, ``gradients`` (one fp32 gradient per parameter), ``start``
+    (everything alive when the step starts: parameters, momentum, buffers,
+    inputs) and ``during`` (the highest level the step's own allocations
+    reach above ``start``: gradients, activations, temporaries)."""
+    x, samples = _lt_batch(num_classes, batch, size)
+    model = _lt_model(num_classes, num_pems).train()
+    step, optimizer = _lt_step(model, x, samples)
+    step()
+    params = _tensor_bytes(model.parameters())
+    return dict(
+        parameters=params,
+        momentum=_state_bytes(optimizer),
+        gradients=params,
+        start=_live_bytes(model, optimizer, (x, )),
+        during=step_peak_bytes(step))
+
+
+def bench_mem_lt_train(reps: int,
+                       classes=None,
+                       pems=None,
+                       batch=None,
+                       size=None) -> str:
+    """Peak tensor memory of the lt_train steps, by part."""
+    s = dict(LT_SETTINGS)
+    s.update({
+        k: v
+        for k, v in dict(classes=classes, pems=pems, batch=batch,
+                         size=size).items() if v is not None
+    })
+    lines = []
+    for c in s['classes']:
+        for k in (0, *s['pems']):
+            m = lt_step_memory(c, k, s['batch'], s['size'])
+            rest = m['start'] - m['parameters'] - m['momentum']
+            lines.append(
+                f'mem_lt_train  ResNet-50 step, C={c}, K={k} (batch '
+                f'{s["batch"]}, {s["size"]}x{s["size"]}): peak '
+                f'{_mib(m["start"] + m["during"])} = parameters '
+                f'{_mib(m["parameters"])} + momentum {_mib(m["momentum"])} + '
+                f'gradients {_mib(m["gradients"])} + activations and '
+                f'temporaries {_mib(m["during"] - m["gradients"])} (+ '
+                f'{_mib(rest)} inputs and buffers)')
+    return '\n'.join(lines)
+
+
+def bench_lt_fused(reps: int,
+                   classes=None,
+                   pems=None,
+                   batch=None,
+                   size=None) -> str:
+    """Fused NPE-LA (the largest K) / plain classifier, inference at the
+    largest C."""
+    import torch.nn as nn
+    s = dict(LT_SETTINGS)
+    s.update({
+        k: v
+        for k, v in dict(classes=classes, pems=pems, batch=batch,
+                         size=size).items() if v is not None
+    })
+    c, k = max(s['classes']), max(s['pems'])
+    npe = _lt_model(c, k).eval()
+    for p in npe.head.parameters():
+        nn.init.normal_(p, std=0.1)
+    fused = _lt_model(c, 0).eval()
+    fused.load_state_dict({
+        n: v
+        for n, v in npe.state_dict().items() if 'pems' not in n
+    })
+    fused.head.fc = npe.head.fuse()
+    x, _ = _lt_batch(c, s['batch'], s['size'])
+    plain = _lt_model(c, 0).eval()
+    fused, plain, plain2 = _fresh(fused, plain, plain)
+    with torch.no_grad():
+        same = torch.equal(
+            fused(x, mode='tensor').argmax(1),
+            npe(x, mode='tensor').argmax(1))
+        r, aa, base = paired_ratio(lambda: fused(x, mode='tensor'),
+                                   lambda: plain(x, mode='tensor'),
+                                   lambda: plain2(x, mode='tensor'), reps)
+    return (f'lt_fused   fused NPE-LA (K={k}) / plain classifier inference, '
+            f'ResNet-50, C={c} (batch {s["batch"]}, {s["size"]}x'
+            f'{s["size"]}): {r:.3f}  (A/A {aa:.3f}; baseline '
+            f'{base * 1e3:.0f} ms); identical argmax: {same}  goal 1.00 +- '
+            '0.02')
+
+
+LT_BENCHES = dict(
+    lt_train=bench_lt_train,
+    mem_lt_train=bench_mem_lt_train,
+    lt_fused=bench_lt_fused)
+BENCHES.update(LT_BENCHES)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -720,10 +942,29 @@ def main() -> None:
         type=int,
         default=512,
         help='side of the det_* lines\' square images (default 512)')
+    parser.add_argument(
+        '--lt-batch',
+        type=int,
+        help=f'lt_* lines: images per step (default {LT_SETTINGS["batch"]})')
+    parser.add_argument(
+        '--lt-size',
+        type=int,
+        help=f'lt_* lines: input side (default {LT_SETTINGS["size"]})')
+    parser.add_argument(
+        '--lt-fast',
+        action='store_true',
+        help='lt_* lines at tiny sizes (what the test suite runs)')
     args = parser.parse_args()
     FAST.update(enabled=args.fast, size=args.det_size)
     torch.set_num_threads(1)
-    for name in args.only or BENCHES:
+    if args.lt_fast:
+        LT_SETTINGS.update(LT_FAST)
+    for key in ('batch', 'size'):
+        if getattr(args, f'lt_{key}') is not None:
+            LT_SETTINGS[key] = getattr(args, f'lt_{key}')
+    # The lt_* lines run when asked for (--only).
+    default = [n for n in BENCHES if n not in LT_BENCHES]
+    for name in args.only or default:
         print(BENCHES[name](args.reps), flush=True)
 
 

@@ -101,3 +101,50 @@ def test_cls_test_dumps_predictions_metrics_and_paints_like_mmpretrain(
         metrics = pickle.load(f)
     correct = [int(p['pred_label']) == int(p['gt_label']) for p in preds]
     assert abs(metrics['lt/top1'] - 100 * np.mean(correct)) < 1e-4
+
+
+def _train_cfg(monkeypatch, *argv):
+    """The config tools/train.py hands to build_runner for ``argv``."""
+    import runpy
+
+    import pytest
+
+    import mmnpe.engine
+    built = []
+
+    class Built(Exception):
+        pass
+
+    def build_runner(cfg):
+        built.append(cfg)
+        raise Built
+
+    monkeypatch.setattr(mmnpe.engine, 'build_runner', build_runner)
+    monkeypatch.setattr(sys, 'argv', ['train.py', *map(str, argv)])
+    with pytest.raises(Built):
+        runpy.run_path(
+            osp.join(REPO, 'tools', 'train.py'), run_name='__main__')
+    return built[0]
+
+
+def test_auto_scale_lr_flag_switches_on_the_configs_scaling(
+        monkeypatch, tmp_path):
+    """--auto-scale-lr (mmpretrain's flag) enables mmengine's linear scaling
+    from the config's auto_scale_lr.base_batch_size; without it the lr is
+    the config's, and a config without a base batch is refused."""
+    import pytest
+    config = osp.join(REPO, 'configs', 'imagenet_lt',
+                      'ce_resnet50_180e_imagenet-lt.py')
+    work = tmp_path / 'work'
+    cfg = _train_cfg(monkeypatch, config, '--work-dir', work,
+                     '--auto-scale-lr')
+    assert cfg.auto_scale_lr == dict(base_batch_size=256, enable=True)
+    cfg = _train_cfg(monkeypatch, config, '--work-dir', work)
+    assert cfg.auto_scale_lr == dict(base_batch_size=256)
+    with pytest.raises(
+            ValueError,
+            match=r'--auto-scale-lr needs auto_scale_lr = '
+            r'dict\(base_batch_size=N\) in the config, N > 0 the total batch '
+            r'its lr is set for, got auto_scale_lr=None'):
+        _train_cfg(monkeypatch, config, '--work-dir', work, '--auto-scale-lr',
+                   '--cfg-options', 'auto_scale_lr=None')

@@ -24,6 +24,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the lr by the total batch (processes x '
+        'train_dataloader.batch_size) over the auto_scale_lr.base_batch_size '
+        'that the config sets its lr for')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -63,6 +69,14 @@ def main() -> None:
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        base = (cfg.get('auto_scale_lr') or {}).get('base_batch_size')
+        if isinstance(base, bool) or not (isinstance(base, int) and base > 0):
+            raise ValueError(
+                '--auto-scale-lr needs auto_scale_lr = dict(base_batch_size='
+                'N) in the config, N > 0 the total batch its lr is set for, '
+                f"got auto_scale_lr={cfg.get('auto_scale_lr')!r}")
+        cfg.auto_scale_lr.enable = True
     resolve_resume(cfg, args.resume)
 
     with error_hints(cfg.get('load_from')):

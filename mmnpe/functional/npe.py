@@ -7,6 +7,9 @@ from torch import Tensor
 
 from .one_way_logistic import check_sign
 
+# One OWL sign for every PEM, or one per PEM.
+_Signs = Union[int, Sequence[int]]
+
 
 def check_scale_factor(scale_factor: float) -> float:
     """Return ``scale_factor`` as a float if it is finite and >= 0."""
@@ -17,7 +20,7 @@ def check_scale_factor(scale_factor: float) -> float:
     return float(scale_factor)
 
 
-def npe_estimate(pem_outputs: Sequence[Tensor],
+def npe_estimate(pem_outputs: Union[Sequence[Tensor], Tensor],
                  signs: Union[int, Sequence[int]] = -1,
                  center: bool = True) -> Tensor:
     """Estimate the class log-prior from K PEM outputs.
@@ -27,8 +30,11 @@ def npe_estimate(pem_outputs: Sequence[Tensor],
     mean (not the sum) keeps its scale independent of K.
 
     Args:
-        pem_outputs (Sequence[Tensor]): K tensors of shape (N, C) or
-            (N, C, H, W), all of the same shape.
+        pem_outputs (Sequence[Tensor] | Tensor): K tensors of shape (N, C)
+            or (N, C, H, W), all of the same shape, or one tensor stacking
+            them along its first dimension, (K, N, C) or (K, N, C, H, W)
+            (reduced in one operation, as the K linear PEMs of a
+            classification head come out of one matmul).
         signs (int | Sequence[int]): The OWL sign of every PEM, or one sign
             for all. Defaults to -1.
         center (bool): Subtract the mean over the class axis. It changes
@@ -38,6 +44,8 @@ def npe_estimate(pem_outputs: Sequence[Tensor],
     Returns:
         Tensor: ``eta``, the shape of one PEM output.
     """
+    if isinstance(pem_outputs, Tensor):
+        return _npe_estimate_stacked(pem_outputs, signs, center)
     if len(pem_outputs) == 0:
         raise ValueError('pem_outputs must hold at least one PEM output, '
                          'got an empty sequence')
@@ -53,6 +61,28 @@ def npe_estimate(pem_outputs: Sequence[Tensor],
                              f'{tuple(shape)} and {tuple(out.shape)}')
     eta = sum(check_sign(s) * out for s, out in zip(signs, pem_outputs))
     eta = eta / len(pem_outputs)
+    if center:
+        eta = eta - eta.mean(dim=1, keepdim=True)
+    return eta
+
+
+def _npe_estimate_stacked(pem_outputs: Tensor, signs: _Signs,
+                          center: bool) -> Tensor:
+    """:func:`npe_estimate` of K outputs stacked on dim 0, (K, N, C, ...)."""
+    if pem_outputs.dim() < 3 or pem_outputs.size(0) == 0:
+        raise ValueError('stacked pem_outputs must be (K, N, C) or (K, N, C, '
+                         'H, W) with K >= 1, got shape '
+                         f'{tuple(pem_outputs.shape)}')
+    num_pems = pem_outputs.size(0)
+    if isinstance(signs, int):
+        eta = check_sign(signs) * pem_outputs.mean(dim=0)
+    else:
+        if len(signs) != num_pems:
+            raise ValueError(f'signs must have one entry per PEM output '
+                             f'({num_pems}), got {len(signs)}')
+        sign = pem_outputs.new_tensor([check_sign(s) for s in signs])
+        sign = sign.view(-1, *([1] * (pem_outputs.dim() - 1)))
+        eta = (sign * pem_outputs).mean(dim=0)
     if center:
         eta = eta - eta.mean(dim=1, keepdim=True)
     return eta

@@ -162,3 +162,104 @@ def test_soft_labels_are_refused():
     sample = DataSample().set_gt_label(1).set_gt_score(torch.rand(5))
     with pytest.raises(ValueError, match='needs hard labels'):
         head.loss((torch.randn(1, 8), ), [sample])
+
+
+def _dense_owl(head, h, labels):
+    """The OWL term from all K x C PEM outputs, gathered at the labels (the
+    definition the true-class rows must reproduce)."""
+    n, k, c = len(labels), head.num_pems, head.num_classes
+    g = head.pems(h).view(n, k, c)
+    u = g.gather(2, labels.view(n, 1, 1).expand(n, k, 1)).squeeze(2)
+    return nn.functional.softplus(-head.sign * u).sum(1).mean()
+
+
+@pytest.mark.parametrize('name', list(HEADS))
+@pytest.mark.parametrize('sign', [-1, 1])
+def test_true_class_rows_give_the_dense_owl_and_its_gradients(name, sign):
+    """Training reads only the K true-class rows of the PEM weight; loss and
+    gradients (PEMs, the features, hence the backbone) are those of the K x
+    C outputs, also with repeated labels in the batch."""
+    head = build(name, num_pems=3, sign=sign)
+    for p in head.parameters():
+        nn.init.normal_(p, std=0.5)
+    x = torch.randn(6, 8, requires_grad=True)
+    labels = torch.tensor([0, 3, 3, 4, 1, 3])
+    samples = [DataSample().set_gt_label(int(y)) for y in labels]
+    loss = head.loss((x, ), samples)['loss_npe']
+    grads = torch.autograd.grad(loss, [head.pems.weight, head.pems.bias, x])
+
+    ref = _dense_owl(head, head.pre_logits((x, )), labels)
+    ref_grads = torch.autograd.grad(ref, [head.pems.weight, head.pems.bias, x])
+    torch.testing.assert_close(loss, ref)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want)
+    # Rows of classes absent from the batch get no OWL gradient.
+    rows = grads[0].view(3, 5, -1).abs().sum((0, 2))
+    assert (rows[[0, 1, 3, 4]] > 0).all() and rows[2] == 0
+
+
+def test_true_class_outputs_refuse_bad_labels():
+    head = build('NPEClsHead', num_pems=2)
+    h = torch.randn(3, 8)
+    with pytest.raises(
+            ValueError,
+            match=r'labels must lie in \[0, 4\] '
+            r'\(num_classes=5\), got 5'):
+        head.pem_true_class_outputs(h, torch.tensor([0, 5, 1]))
+    with pytest.raises(
+            ValueError,
+            match=r'one label per feature, shape '
+            r'\(3,\), got \(2,\)'):
+        head.pem_true_class_outputs(h, torch.tensor([0, 1]))
+
+
+class _CountTorchCalls(torch.overrides.TorchFunctionMode):
+    """Counts every torch function and tensor method called from Python."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.calls += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _calls(head, fn):
+    with _CountTorchCalls() as counter:
+        fn(head)
+    return counter.calls
+
+
+@pytest.mark.parametrize('name', list(HEADS))
+def test_no_python_loop_over_the_pems(name):
+    """Training step, prediction and estimate make the same torch calls for
+    K = 1 and K = 16: the PEMs run as one batched product, never as a loop
+    over K."""
+    feats = (torch.randn(4, 8), )
+    samples = [DataSample().set_gt_label(i) for i in (0, 3, 4, 1)]
+
+    def train(head):
+        sum(head.loss(feats, samples).values()).backward()
+
+    def predict(head):
+        with torch.no_grad():
+            head(feats)
+            head.estimate_prior(head.pre_logits(feats))
+
+    for fn in (train, predict):
+        one, many = (_calls(build(name, num_pems=k), fn) for k in (1, 16))
+        assert one == many, (fn.__name__, one, many)
+
+
+def test_checkpoint_keys_keep_their_names_and_shapes():
+    """One (K * C, D) linear layer named ``pems``, as before: checkpoints
+    of earlier releases load unchanged."""
+    head = build('NPEClsHead', num_pems=16)
+    shapes = {k: tuple(v.shape) for k, v in head.state_dict().items()}
+    assert shapes == {
+        'fc.weight': (5, 8),
+        'fc.bias': (5, ),
+        'pems.weight': (16 * 5, 8),
+        'pems.bias': (16 * 5, )
+    }

@@ -1,5 +1,6 @@
 """What the tools do around the Runner: CPU process groups, --resume,
 default hooks, readable errors, random states in checkpoints."""
+import os
 import random
 import traceback
 
@@ -62,7 +63,7 @@ def test_check_load_from_accepts_files_urls_and_none(tmp_path):
 
 # -- CPU process groups
 def test_cpu_setup_leaves_other_launchers_alone():
-    for launcher in ('none', 'slurm'):
+    for launcher in ('none', 'mpi'):
         cfg = Config(dict(launcher=launcher))
         assert setup_cpu_distributed(cfg) is False
         assert 'model_wrapper_cfg' not in cfg
@@ -106,6 +107,100 @@ def test_cpu_setup_joins_gloo_and_makes_ddp_cpu_friendly(monkeypatch):
             device_ids=None)
     finally:
         dist.destroy_process_group()
+
+
+def _fake_scontrol(tmp_path, monkeypatch, host='127.0.0.1'):
+    """An ``scontrol`` on PATH that answers ``show hostname NODES`` with
+    ``host`` (what Slurm answers on a cluster) and records its arguments."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    script = bin_dir / 'scontrol'
+    script.write_text('#!/bin/sh\n'
+                      f'echo "$@" > {tmp_path / "scontrol_args"}\n'
+                      f'echo {host}\necho other-host\n')
+    script.chmod(0o755)
+    monkeypatch.setenv('PATH', f'{bin_dir}:{os.environ["PATH"]}')
+    return tmp_path / 'scontrol_args'
+
+
+def test_cpu_setup_joins_gloo_from_srun_environment(tmp_path, monkeypatch):
+    """--launcher slurm without CUDA: torchrun's variables are derived from
+    srun's as mmengine's slurm launcher derives them (master: the first
+    host of SLURM_NODELIST), then the gloo group starts."""
+    import torch.distributed as dist
+    assert not torch.cuda.is_available()
+    for key in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR'):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in dict(
+            SLURM_PROCID=0,
+            SLURM_NTASKS=1,
+            SLURM_LOCALID=0,
+            SLURM_NODELIST='node[3-4]',
+            MASTER_PORT=free_port()).items():
+        monkeypatch.setenv(key, str(value))
+    args = _fake_scontrol(tmp_path, monkeypatch)
+    cfg = Config(dict(launcher='slurm'))
+    try:
+        assert setup_cpu_distributed(cfg) is True
+        assert dist.is_initialized() and dist.get_backend() == 'gloo'
+        assert args.read_text().split() == ['show', 'hostname', 'node[3-4]']
+        assert (os.environ['MASTER_ADDR'], os.environ['RANK'],
+                os.environ['WORLD_SIZE'],
+                os.environ['LOCAL_RANK']) == ('127.0.0.1', '0', '1', '0')
+        assert cfg.model_wrapper_cfg.device_ids is None
+    finally:
+        dist.destroy_process_group()
+
+
+def test_cpu_slurm_setup_names_what_is_missing(tmp_path, monkeypatch):
+    for key in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(
+            RuntimeError,
+            match=r"--launcher slurm needs the environment srun sets; "
+            r"\['SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'\] are not "
+            r'set. Start with tools/slurm_train.sh'):
+        setup_cpu_distributed(Config(dict(launcher='slurm')))
+    monkeypatch.setenv('SLURM_PROCID', '0')
+    monkeypatch.setenv('SLURM_NTASKS', '1')
+    monkeypatch.setenv('SLURM_NODELIST', 'node1')
+    monkeypatch.delenv('MASTER_ADDR', raising=False)
+    monkeypatch.setenv('PATH', str(tmp_path))  # no scontrol
+    with pytest.raises(
+            RuntimeError,
+            match="needs scontrol to find the first host of "
+            "SLURM_NODELIST='node1'; set MASTER_ADDR"):
+        setup_cpu_distributed(Config(dict(launcher='slurm')))
+
+
+def test_slurm_launcher_reaches_mmengine_on_gpu_machines(monkeypatch):
+    """With CUDA, --launcher slurm is left to mmengine: the Runner that
+    build_runner (tools/train.py, tools/test.py) builds calls mmengine's
+    init_dist('slurm', ...) with the config's dist_cfg."""
+    import mmengine.runner.runner as runner_module
+
+    from mmnpe.engine import build_runner
+    calls = []
+
+    class Reached(Exception):
+        pass
+
+    def init_dist(launcher, **kwargs):
+        calls.append((launcher, kwargs))
+        raise Reached
+
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(runner_module, 'init_dist', init_dist)
+    cfg = Config(
+        dict(
+            launcher='slurm',
+            work_dir='unused',
+            model=dict(type='ToyModel'),
+            env_cfg=dict(dist_cfg=dict(backend='nccl', port=29511))))
+    with pytest.raises(Reached):
+        build_runner(cfg)
+    assert calls == [('slurm', dict(backend='nccl', port=29511))]
+    assert 'model_wrapper_cfg' not in cfg
 
 
 # -- default hooks

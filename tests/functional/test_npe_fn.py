@@ -64,3 +64,32 @@ def test_bad_estimate_inputs():
         npe_estimate([torch.zeros(1, 3)], signs=[-1, 1])
     with pytest.raises(ValueError, match='same shape'):
         npe_logit_adjust(torch.zeros(1, 3), torch.zeros(1, 4))
+
+
+@pytest.mark.parametrize('shape', [(6, 5), (2, 5, 3, 3)])
+@pytest.mark.parametrize('signs', [-1, 1, [-1, 1, 1, -1]])
+@pytest.mark.parametrize('center', [True, False])
+def test_stacked_outputs_give_the_estimate_of_the_list(shape, signs, center):
+    """K outputs stacked on dim 0 (one matmul's output) are reduced in one
+    operation to the estimate of the same outputs as a list."""
+    torch.manual_seed(0)
+    stacked = torch.randn(4, *shape)
+    torch.testing.assert_close(
+        npe_estimate(stacked, signs, center),
+        npe_estimate(list(stacked.unbind(0)), signs, center))
+
+
+def test_bad_stacked_estimate_inputs():
+    with pytest.raises(
+            ValueError,
+            match=r'stacked pem_outputs must be '
+            r'\(K, N, C\) .* got shape \(3, 4\)'):
+        npe_estimate(torch.zeros(3, 4))
+    with pytest.raises(ValueError, match=r'K >= 1, got shape \(0, 2, 3\)'):
+        npe_estimate(torch.zeros(0, 2, 3))
+    with pytest.raises(
+            ValueError, match=r'one entry per PEM output \(2\), '
+            'got 3'):
+        npe_estimate(torch.zeros(2, 1, 3), signs=[-1, 1, 1])
+    with pytest.raises(ValueError, match='sign must be -1 or \\+1, got 0'):
+        npe_estimate(torch.zeros(2, 1, 3), signs=0)

@@ -219,7 +219,45 @@ class NPEHeadMixin(TargetPriorMixin):
     def estimate_prior(self, pre_logits: torch.Tensor) -> torch.Tensor:
         """NPE estimate ``eta`` of the pooled features (N, D), (N, C),
         centred over classes."""
-        return npe_estimate(self.pem_outputs(pre_logits).unbind(1), self.sign)
+        # The K outputs as one (K, N, C) tensor: one reduction, no loop
+        # over the PEMs.
+        return npe_estimate(
+            self.pem_outputs(pre_logits).transpose(0, 1), self.sign)
+
+    def pem_true_class_outputs(self, pre_logits: torch.Tensor,
+                               target: torch.Tensor) -> torch.Tensor:
+        """Each PEM's output at the true class, (N, K):
+        ``u[n, k] = g_k(h_n)[y_n]``.
+
+        What the one-way logistic loss reads (NPE paper, Eq. 6: only the
+        true-class coordinate is touched), computed from the K true-class
+        rows of the PEM weight instead of all K x C outputs: N x K x D
+        multiply-adds rather than N x K x C x D, which at thousands of
+        classes is most of the PEMs' training cost. Values and gradients
+        equal those of :meth:`pem_outputs` gathered at ``target``.
+
+        Args:
+            pre_logits (Tensor): Pooled features, (N, D).
+            target (Tensor): Labels in ``[0, num_classes)``, (N, ).
+
+        Returns:
+            Tensor: (N, K).
+        """
+        k, c = self.num_pems, self.num_classes
+        if target.shape != pre_logits.shape[:1]:
+            raise ValueError(
+                f'{type(self).__name__}: target must hold one label per '
+                f'feature, shape ({pre_logits.size(0)},), got '
+                f'{tuple(target.shape)}')
+        bad = (target < 0) | (target >= c)
+        if bad.any():
+            raise ValueError(
+                f'{type(self).__name__}: labels must lie in [0, {c - 1}] '
+                f'(num_classes={c}), got {int(target[bad][0])}')
+        rows = self.pems.weight.view(k, c, -1).index_select(1, target)
+        bias = self.pems.bias.view(k, c).index_select(1, target)
+        # (K, N, D) . (N, D) -> (N, K): one batched product, no loop over K.
+        return torch.einsum('knd,nd->nk', rows, pre_logits) + bias.t()
 
     def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> dict:
@@ -234,13 +272,18 @@ class NPEHeadMixin(TargetPriorMixin):
                     f'{type(self).__name__} needs hard labels for the '
                     'one-way logistic loss; batch augmentations that make '
                     'soft labels (Mixup, CutMix) are not supported')
-            target = torch.cat([s.gt_label for s in data_samples])
-            outs = self.pem_outputs(pre_logits)
-            k = self.num_pems
-            # Mean over samples, sum over PEMs.
+            target = torch.cat([s.gt_label
+                                for s in data_samples]).to(pre_logits.device)
+            true_class = self.pem_true_class_outputs(pre_logits, target)
+            # Mean over samples, sum over PEMs (Eq. 6). Each (sample, PEM)
+            # pair is one row of the OWL loss whose only column, index 0, is
+            # its true class.
             loss = self.pem_loss(
-                outs.reshape(-1, self.num_classes),
-                target.repeat_interleave(k),
+                true_class.reshape(-1, 1),
+                torch.zeros(
+                    true_class.numel(),
+                    dtype=torch.long,
+                    device=true_class.device),
                 avg_factor=target.numel())
             losses['loss_npe'] = self.pem_loss_weight * loss
         return losses

@@ -1,0 +1,18 @@
+# IWB stage 2 (class-balanced CE + KL(softmax|W| || softmax(lambda * NC * HC)),
+# the paper's Eq. 8 direction) fine-tuning the classifier of the CE run of the
+# same backbone and data set; lambda = 0.05. Train
+# ce_resnext50-32x4d_180e_imagenet-lt.py first: its last checkpoint (in
+# tools/train.py's default work dir) is load_from; override with --cfg-options
+# load_from=PATH.
+_base_ = [
+    'mmpretrain::_base_/models/resnext50_32x4d.py',
+    './_base_/datasets/imagenet_lt.py', './_base_/schedules/iwb_10e.py'
+]
+load_from = 'work_dirs/ce_resnext50-32x4d_180e_imagenet-lt/epoch_180.pth'
+model = dict(
+    head=dict(
+        type='IWBClsHead',
+        class_counts=None,
+        iwb_lambda=0.05,
+        kl_direction='forward',
+        loss=dict(_delete_=True, type='ClassBalancedLoss', beta=0.9999)))

@@ -1,0 +1,11 @@
+# NPE-LA with 1 PEM: linear PEMs on the pooled 2048-d feature, trained with the
+# one-way logistic loss next to CE (their gradient reaches the backbone);
+# prediction logits - scale_factor * eta. Otherwise as the CE config.
+_base_ = './ce_resnet50_180e_imagenet-lt.py'
+model = dict(
+    head=dict(
+        type='NPEClsHead',
+        num_pems=1,
+        sign=-1,
+        scale_factor=1.0,
+        pem_loss_weight=1.0))

@@ -21,8 +21,12 @@ lint: $(STAMP)
 	$(VENV)/bin/isort --check-only --diff $(LINT_PATHS)
 	$(VENV)/bin/yapf --recursive --diff $(LINT_PATHS)
 
+# One pytest-xdist worker per core (tests/conftest.py gives each its share
+# of torch threads); TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= auto
+
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n $(TEST_WORKERS)
 
 demo: $(STAMP)
 	$(PY) tools/demo.py --work-dir work_dirs/demo

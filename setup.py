@@ -46,7 +46,8 @@ setup(
     ],
     extras_require={
         # quapy: a maintained EM (EMQ) the label-shift tests compare with.
-        'tests': ['pytest', 'scikit-learn', 'matplotlib', 'quapy'],
+        'tests':
+        ['pytest', 'pytest-xdist', 'scikit-learn', 'matplotlib', 'quapy'],
         'demo': ['scikit-learn', 'matplotlib'],
         # pip install mmnpe[det]: the MMDetection adapter (mmnpe.det). mmdet
         # 3.3 imports six, tqdm, terminaltables, shapely and pycocotools

@@ -217,8 +217,11 @@ ALL_CONFIGS = sorted(
 
 def test_all_config_folders_are_covered():
     folders = {osp.relpath(p, REPO).split(osp.sep)[1] for p in ALL_CONFIGS}
-    assert folders == {'baselines', 'cifar_lt', 'demo', 'lvis', 'npe'}
-    assert len(ALL_CONFIGS) == 184
+    assert folders == {
+        'baselines', 'cifar_lt', 'demo', 'imagenet_lt', 'inat2018', 'lvis',
+        'npe', 'places_lt'
+    }
+    assert len(ALL_CONFIGS) == 216
 
 
 @pytest.mark.parametrize('path', ALL_CONFIGS, ids=_id)

@@ -130,8 +130,10 @@ def test_docs_exist_and_readme_links_into_them():
     }
     for page in ('get_started.md', 'method.md', 'results.md', 'faq.md',
                  'changelog.md', 'user_guides/segmentation.md',
-                 'user_guides/classification.md', 'user_guides/own_dataset.md',
-                 'user_guides/analysis_tools.md',
+                 'user_guides/classification.md',
+                 'user_guides/classification_benchmarks.md',
+                 'user_guides/detection.md', 'user_guides/label_shift.md',
+                 'user_guides/own_dataset.md', 'user_guides/analysis_tools.md',
                  'advanced_guides/supported_heads.md',
                  'advanced_guides/components.md',
                  'advanced_guides/baselines.md',

@@ -57,7 +57,7 @@ fi
 log "mmcv wheel: $(mmcv_wheel)"
 "$PY" -m pip install -q "$(mmcv_wheel)"
 "$PY" -m pip install -q "mmengine==0.10.7" "mmsegmentation==1.2.2" "mmpretrain==1.2.0" \
-    ftfy regex scikit-learn matplotlib pytest quapy \
+    ftfy regex scikit-learn matplotlib pytest pytest-xdist quapy \
     "flake8==7.5.0" "isort==9.0.2" "yapf==0.43.0"
 "$PY" -m pip install -q "mmdet==3.3.0" "lvis==0.5.3" pycocotools shapely terminaltables six tqdm
 "$PY" -m pip install -q --no-deps --no-build-isolation -e .

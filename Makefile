@@ -26,7 +26,7 @@ lint: $(STAMP)
 TEST_WORKERS ?= auto
 
 test: $(STAMP)
-	$(PY) -m pytest tests -n $(TEST_WORKERS)
+	$(PY) -m pytest tests -n $(TEST_WORKERS) --dist worksteal
 
 demo: $(STAMP)
 	$(PY) tools/demo.py --work-dir work_dirs/demo

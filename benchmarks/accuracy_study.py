@@ -736,37 +736,7 @@ def run_study(settings: dict, out_dir: str, workers: int = 1) -> dict:
     load_start = os.getloadavg()
     prepare_data(settings, out_dir)
     prepare_det_data(settings, out_dir)
-    jobs = plan(settings, out_dir)
-    records = []
-    if workers <= 1:
-        import torch
-
-        import mmnpe  # noqa: F401
-        threads = torch.get_num_threads()
-        # One thread, as each worker has: the same arithmetic either way.
-        torch.set_num_threads(1)
-        try:
-            for name, job in jobs:
-                records += _call(name, job)
-        finally:
-            torch.set_num_threads(threads)
-    else:
-        ctx = get_context('spawn')
-        with ProcessPoolExecutor(
-                workers, mp_context=ctx, initializer=_init_worker) as pool:
-            futures = {
-                pool.submit(_call, name, job): i
-                for i, (name, job) in enumerate(jobs)
-            }
-            done = {}
-            for future in as_completed(futures):
-                if future.exception() is not None:
-                    # Fail fast: the jobs not started yet are dropped.
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise future.exception()
-                done[futures[future]] = future.result()
-            for i in range(len(jobs)):
-                records += done[i]
+    records = _run_jobs(plan(settings, out_dir), workers)
     return dict(
         settings=settings,
         records=records,
@@ -1146,6 +1116,10 @@ def ls_plan(settings: dict, out_dir: str) -> List[tuple]:
 
 
 def _run_jobs(jobs: List[tuple], workers: int) -> List[dict]:
+    """Runs ``(name, job)`` pairs in this process (``workers <= 1``, one
+    torch thread, as each worker has: the same arithmetic either way) or in
+    ``workers`` spawned processes, failing fast on the first error, and
+    returns the records in the jobs' order."""
     records = []
     if workers <= 1:
         import torch
@@ -1169,6 +1143,7 @@ def _run_jobs(jobs: List[tuple], workers: int) -> List[dict]:
         done = {}
         for future in as_completed(futures):
             if future.exception() is not None:
+                # Fail fast: the jobs not started yet are dropped.
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise future.exception()
             done[futures[future]] = future.result()

@@ -29,7 +29,9 @@ PEMs / without at C = 1 000 and 8 142, K = 1 <= 1.02, K = 16 <= 1.05 and
 identical argmax at C = 8 142 (docs/user_guides/classification_benchmarks.md).
 """
 import argparse
+import contextlib
 import copy
+import os
 import os.path as osp
 import statistics
 import tempfile
@@ -368,6 +370,8 @@ def bench_mem_seg_infer(reps: int) -> str:
 
 SWEEP_SCALES = [0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 0.85, 1.0]
 
+_RUNNERS = 0
+
 
 def _test_runner(config: str, work_dir: str, state_dict=None, **options):
     from mmengine.config import Config
@@ -377,14 +381,23 @@ def _test_runner(config: str, work_dir: str, state_dict=None, **options):
     cfg.work_dir = work_dir
     cfg.log_level = 'WARNING'
     cfg.default_hooks.logger = None
+    # A visualizer of its own: the stock configs name theirs 'visualizer',
+    # and mmengine hands a Runner the existing instance of that name, so a
+    # line after another would write into the earlier line's folder, gone.
+    global _RUNNERS
+    _RUNNERS += 1
+    if cfg.get('visualizer') is not None:
+        cfg.visualizer.name = f'bench_{os.getpid()}_{_RUNNERS}'
     runner = Runner.from_cfg(cfg)
     if state_dict is not None:
         runner.model.load_state_dict(state_dict)
     return runner
 
 
-def bench_sweep_seg(reps: int) -> str:
-    from mmnpe.analysis import sweep_segmentor
+@contextlib.contextmanager
+def _demo_seg_runners():
+    """Two test Runners of the demo NPE segmentor with the same random
+    weights on 16 + 16 synthetic 64 x 64 images (the B and A/A sides)."""
     from mmnpe.seg import generate_synthetic_lt
     config = osp.join(REPO,
                       'configs/demo/npe_fcn_unet-tiny_synthetic-lt-64x64.py')
@@ -398,6 +411,12 @@ def bench_sweep_seg(reps: int) -> str:
         runner = _test_runner(config, osp.join(tmp, 'a'), **data)
         runner2 = _test_runner(config, osp.join(tmp, 'b'),
                                runner.model.state_dict(), **data)
+        yield runner, runner2
+
+
+def bench_sweep_seg(reps: int) -> str:
+    from mmnpe.analysis import sweep_segmentor
+    with _demo_seg_runners() as (runner, runner2):
         model, loader = runner.model, runner.test_dataloader
 
         def sweep():
@@ -487,19 +506,7 @@ def bench_label_shift_cls(reps: int) -> str:
 
 
 def bench_label_shift_seg(reps: int) -> str:
-    from mmnpe.seg import generate_synthetic_lt
-    config = osp.join(REPO,
-                      'configs/demo/npe_fcn_unet-tiny_synthetic-lt-64x64.py')
-    with tempfile.TemporaryDirectory() as tmp:
-        generate_synthetic_lt(tmp, num_train=16, num_val=16, size=64)
-        data = {
-            f'{s}_dataloader.dataset.data_root': tmp
-            for s in ('train', 'val', 'test')
-        }
-        torch.manual_seed(0)
-        runner = _test_runner(config, osp.join(tmp, 'a'), **data)
-        runner2 = _test_runner(config, osp.join(tmp, 'b'),
-                               runner.model.state_dict(), **data)
+    with _demo_seg_runners() as (runner, runner2):
         return _label_shift_line(
             'label_shift_seg', 'demo UNet whole 64x64, 16 + 16 images '
             '(65 536 pixels each)', runner, runner2, reps)

@@ -31,7 +31,7 @@ import os.path as osp
 import warnings
 from dataclasses import dataclass
 from numbers import Real
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -411,22 +411,26 @@ def mean_posterior(logits: Tensor) -> Tensor:
     return (total / logits.shape[0]).cpu()
 
 
-def _em_map(logits: Tensor, prior: Tensor,
-            log_source: Tensor) -> Tuple[Tensor, float]:
+def _em_map(posteriors: List[Tensor], prior: Tensor,
+            source: Tensor) -> Tuple[Tensor, float]:
     """One EM update of ``prior`` and the mean log-likelihood at ``prior``
-    (up to a constant): ``mean_i logsumexp(logits_i + log pi - log pi_s)``.
+    (up to a constant): ``mean_i log sum_y p_s(y|x_i) pi(y) / pi_s(y)``.
+
+    With ``w = pi / pi_s`` and ``e_i = p_s(.|x_i) . w``, the E-step is
+    ``q_i = p_s(.|x_i) * w / e_i`` and the M-step ``mean_i q_i = w * sum_i
+    p_s(.|x_i) / e_i / N``: two matrix-vector products per chunk of the
+    float64 posteriors, which are computed once.
     """
-    offset = prior.log() - log_source
+    w = prior / source
     total = torch.zeros_like(prior)
     loglik = 0.0
-    for chunk in logits.split(_CHUNK):
-        # float64: the likelihood comparisons of the extrapolation need it.
-        a = chunk.double() + offset
-        lse = a.logsumexp(dim=1, keepdim=True)
-        total += (a - lse).exp().sum(dim=0, dtype=torch.float64)
-        loglik += float(lse.sum(dtype=torch.float64))
-    n = logits.shape[0]
-    return total / n, loglik / n
+    n = 0
+    for chunk in posteriors:
+        evidence = chunk @ w
+        total += evidence.reciprocal() @ chunk
+        loglik += float(evidence.log().sum())
+        n += chunk.shape[0]
+    return w * total / n, loglik / n
 
 
 def em_prior(logits: Tensor,
@@ -446,8 +450,8 @@ def em_prior(logits: Tensor,
 
     Args:
         logits (Tensor): (N, C) calibrated logits of the target samples:
-            ``softmax`` of a row is ``p_s(y|x_i)``. Computed in float64,
-            in chunks of rows.
+            ``softmax`` of a row is ``p_s(y|x_i)``. Their softmax is kept
+            in float64 (8 N C bytes) while EM runs.
         source_prior (Tensor): ``pi_s``, (C,), the prior those posteriors
             hold under; all entries > 0.
         tol (float): L1 change that stops the iteration. Defaults to 1e-6.
@@ -469,13 +473,17 @@ def em_prior(logits: Tensor,
                          'divides by it), got a zero at class '
                          f'{int((source <= 0).nonzero()[0])}')
     device = logits.device
-    log_source = source.log().to(device)
-    p0 = source.clone().to(device)
-    p1, _ = _em_map(logits, p0, log_source)
+    source = source.to(device)
+    # float64: the likelihood comparisons of the extrapolation need it.
+    posteriors = [
+        F.softmax(chunk.double(), dim=1) for chunk in logits.split(_CHUNK)
+    ]
+    p0 = source.clone()
+    p1, _ = _em_map(posteriors, p0, source)
     steps = 1
     change = float((p1 - p0).abs().sum())
     while steps < max_iter:
-        p2, loglik1 = _em_map(logits, p1, log_source)
+        p2, loglik1 = _em_map(posteriors, p1, source)
         steps += 1
         change = float((p2 - p1).abs().sum())
         if change < tol:
@@ -491,7 +499,7 @@ def em_prior(logits: Tensor,
                 and bool(torch.isfinite(cand).all()) and bool(
                     (cand > 0).all())):
             cand = cand / cand.sum()
-            c1, loglik_cand = _em_map(logits, cand, log_source)
+            c1, loglik_cand = _em_map(posteriors, cand, source)
             steps += 1
             if loglik_cand >= loglik1:
                 p0, p1 = cand, c1
@@ -500,7 +508,7 @@ def em_prior(logits: Tensor,
             p1 = p2
             break
         p0 = p2
-        p1, _ = _em_map(logits, p0, log_source)
+        p1, _ = _em_map(posteriors, p0, source)
         steps += 1
     warnings.warn(
         f'EM did not converge: the L1 change of the prior was still '

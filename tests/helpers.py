@@ -1,5 +1,9 @@
-"""Builders shared by the tests: a tiny segmentor config, random batches."""
+"""Builders shared by the tests: a tiny segmentor config, random batches,
+the flags tools/test.py parses."""
+import argparse
 import copy
+import importlib.util
+import os.path as osp
 
 import torch
 from mmengine.config import ConfigDict
@@ -199,3 +203,22 @@ def write_fake_cifar(root: str,
     with open(os.path.join(path, meta[0]), 'wb') as f:
         pickle.dump({meta[1]: [f'c{i}' for i in range(num_classes)]}, f)
     return root
+
+
+TOOLS_TEST = osp.join(
+    osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', 'test.py')
+
+
+def parse_test_flags(*argv: str, **overrides) -> argparse.Namespace:
+    """What tools/test.py's own parser makes of ``CONFIG CHECKPOINT
+    [FLAGS]`` (the ``args`` its ``run_test`` receives), with ``overrides``
+    set on the result, each the attribute of an existing flag."""
+    spec = importlib.util.spec_from_file_location('tools_test', TOOLS_TEST)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    args = tool.parse_args(list(argv))
+    for key, value in overrides.items():
+        if not hasattr(args, key):
+            raise AttributeError(f'tools/test.py has no flag for {key!r}')
+        setattr(args, key, value)
+    return args

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from helpers import parse_test_flags
 
 #: Per benchmark: the folder under data/, the lists and the class count of
 #: the configs in configs/imagenet_lt, configs/inat2018, configs/places_lt.
@@ -223,18 +224,6 @@ def tool_test_args(config: str,
     """What tools/test.py parses from ``CONFIG CHECKPOINT --work-dir W
     [--out OUT]`` (for :func:`mmnpe.cls.cli.run_test`, the function it
     calls)."""
-    return argparse.Namespace(
-        config=config,
-        checkpoint=checkpoint,
-        work_dir=str(work_dir),
-        out=out,
-        out_item=None,
-        show=False,
-        show_dir=None,
-        interval=None,
-        wait_time=2,
-        cfg_options=None,
-        amp=False,
-        no_pin_memory=True,
-        launcher='none',
-        tta=False)
+    flags = ['--work-dir', str(work_dir), '--no-pin-memory']
+    return parse_test_flags(config, checkpoint, *flags,
+                            *(['--out', out] if out else []))

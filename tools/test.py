@@ -11,13 +11,15 @@ predictions, ``--show-dir DIR`` the painted detections, ``--tta`` flips.
 """
 import argparse
 import os
+from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 
 from mmnpe.engine import error_hints
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The flags of ``argv`` (default: the command line)."""
     parser = argparse.ArgumentParser(description='Test a model with mmnpe')
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -62,13 +64,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--tta', action='store_true', help='test-time augmentation')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parser.parse_args(argv)
 
 
 def main() -> None:
     args = parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     cfg = Config.fromfile(args.config)
     scope = cfg.get('default_scope')
     if scope == 'mmseg':

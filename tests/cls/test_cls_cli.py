@@ -1,31 +1,15 @@
 """tools/test.py flags on mmpretrain configs mean what they mean in
 mmpretrain's own tools/test.py."""
-import argparse
 
 import pytest
+from helpers import parse_test_flags
 from mmengine.config import Config
 
 from mmnpe.cls.cli import merge_test_args
 
 
 def args(**kwargs):
-    flags = dict(
-        config='configs/x/npe_cfg.py',
-        checkpoint='ckpt.pth',
-        work_dir=None,
-        out=None,
-        out_item=None,
-        show=False,
-        show_dir=None,
-        interval=None,
-        wait_time=2,
-        cfg_options=None,
-        amp=False,
-        no_pin_memory=False,
-        launcher='none',
-        tta=False)
-    flags.update(kwargs)
-    return argparse.Namespace(**flags)
+    return parse_test_flags('configs/x/npe_cfg.py', 'ckpt.pth', **kwargs)
 
 
 def cfg():

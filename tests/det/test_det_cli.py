@@ -1,9 +1,9 @@
 """tools/test.py's flags on mmdet configs, as mmdet's own tools/test.py
 reads them (merge_test_args); end to end in test_det_tools.py."""
-import argparse
 import os.path as osp
 
 import pytest
+from helpers import parse_test_flags
 from mmengine.config import Config
 
 from mmnpe.det.cli import merge_test_args
@@ -14,23 +14,7 @@ CONFIG = osp.join(REPO, 'configs', 'demo',
 
 
 def _args(**kwargs):
-    base = dict(
-        config=CONFIG,
-        checkpoint='ckpt.pth',
-        work_dir=None,
-        out=None,
-        out_item=None,
-        show=False,
-        show_dir=None,
-        interval=None,
-        wait_time=2,
-        cfg_options=None,
-        amp=False,
-        no_pin_memory=False,
-        launcher='none',
-        tta=False)
-    base.update(kwargs)
-    return argparse.Namespace(**base)
+    return parse_test_flags(CONFIG, 'ckpt.pth', **kwargs)
 
 
 def test_work_dir_checkpoint_and_cfg_options():

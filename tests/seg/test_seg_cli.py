@@ -1,30 +1,14 @@
 """tools/test.py flags on mmseg configs keep mmseg's meaning."""
-import argparse
 
 import pytest
+from helpers import parse_test_flags
 from mmengine.config import Config
 
 from mmnpe.seg.cli import merge_test_args
 
 
 def args(**kwargs):
-    flags = dict(
-        config='configs/npe/x.py',
-        checkpoint='ckpt.pth',
-        work_dir=None,
-        out=None,
-        out_item=None,
-        show=False,
-        show_dir=None,
-        interval=None,
-        wait_time=2,
-        cfg_options=None,
-        amp=False,
-        no_pin_memory=False,
-        launcher='none',
-        tta=False)
-    flags.update(kwargs)
-    return argparse.Namespace(**flags)
+    return parse_test_flags('configs/npe/x.py', 'ckpt.pth', **kwargs)
 
 
 def cfg():

@@ -793,6 +793,13 @@ def paired_medians(fns, reps: int, warmup: int = 1):
     return [[statistics.median(part) for part in zip(*arm)] for arm in times]
 
 
+def _lt_settings(**overrides) -> dict:
+    """LT_SETTINGS with the arguments a caller gave (None: the setting)."""
+    s = dict(LT_SETTINGS)
+    s.update({k: v for k, v in overrides.items() if v is not None})
+    return s
+
+
 def _pem_params(num_classes: int, num_pems: int) -> int:
     return num_pems * (2048 + 1) * num_classes
 
@@ -803,12 +810,7 @@ def bench_lt_train(reps: int,
                    batch=None,
                    size=None) -> str:
     """Training step of ResNet-50 with K PEMs / without, at each C."""
-    s = dict(LT_SETTINGS)
-    s.update({
-        k: v
-        for k, v in dict(classes=classes, pems=pems, batch=batch,
-                         size=size).items() if v is not None
-    })
+    s = _lt_settings(classes=classes, pems=pems, batch=batch, size=size)
     lines = []
     for c in s['classes']:
         x, samples = _lt_batch(c, s['batch'], s['size'])
@@ -865,12 +867,7 @@ def bench_mem_lt_train(reps: int,
                        batch=None,
                        size=None) -> str:
     """Peak tensor memory of the lt_train steps, by part."""
-    s = dict(LT_SETTINGS)
-    s.update({
-        k: v
-        for k, v in dict(classes=classes, pems=pems, batch=batch,
-                         size=size).items() if v is not None
-    })
+    s = _lt_settings(classes=classes, pems=pems, batch=batch, size=size)
     lines = []
     for c in s['classes']:
         for k in (0, *s['pems']):
@@ -895,12 +892,7 @@ def bench_lt_fused(reps: int,
     """Fused NPE-LA (the largest K) / plain classifier, inference at the
     largest C."""
     import torch.nn as nn
-    s = dict(LT_SETTINGS)
-    s.update({
-        k: v
-        for k, v in dict(classes=classes, pems=pems, batch=batch,
-                         size=size).items() if v is not None
-    })
+    s = _lt_settings(classes=classes, pems=pems, batch=batch, size=size)
     c, k = max(s['classes']), max(s['pems'])
     npe = _lt_model(c, k).eval()
     for p in npe.head.parameters():

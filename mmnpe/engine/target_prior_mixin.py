@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from mmnpe.functional import centered_log, class_axis, load_target_prior
+from mmnpe.functional import centered_log_prior, class_axis, load_target_prior
 from mmnpe.functional.label_shift import TargetPriorArg
 
 
@@ -119,7 +119,7 @@ class TargetPriorMixin:
             return None
         if mode == 'source':
             return self.source_log_prior_offset()
-        return centered_log(self.target_prior)
+        return centered_log_prior(self.target_prior.double().log())
 
     def add_target_prior(self, logits: Tensor) -> Tensor:
         """``logits`` (N, C) or (N, C, H, W) plus :meth:`target_prior_offset`

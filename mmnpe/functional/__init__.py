@@ -12,12 +12,12 @@ from .iwb import (KL_DIRECTIONS, check_iwb_lambda, check_kl_direction,
                   iwb_number_coefficient, iwb_target)
 from .label_shift import (CALIBRATIONS, DIRECTIONS, METHODS, Calibration,
                           LabelShiftConvergenceWarning, OnlinePriorEstimator,
-                          adjust_to_prior, bbse_prior, centered_log,
-                          check_calibration, check_logits, check_method,
-                          check_prior, em_prior, estimate_target_prior,
-                          expected_calibration_error, fit_calibration,
-                          identity_calibration, label_shift_profile,
-                          load_target_prior, mean_posterior)
+                          adjust_to_prior, bbse_prior, check_calibration,
+                          check_logits, check_method, check_prior, em_prior,
+                          estimate_target_prior, expected_calibration_error,
+                          fit_calibration, identity_calibration,
+                          label_shift_profile, load_target_prior,
+                          mean_posterior)
 from .logit_adjust import (balanced_softmax_loss, centered_log_prior,
                            check_tau, class_axis, logit_adjusted_cross_entropy)
 from .npe import check_scale_factor, npe_estimate, npe_logit_adjust
@@ -35,7 +35,7 @@ __all__ = [
     'iwb_number_coefficient', 'iwb_target', 'foreground_logit_adjust',
     'foreground_balanced_softmax_loss', 'CALIBRATIONS', 'DIRECTIONS',
     'METHODS', 'Calibration', 'LabelShiftConvergenceWarning',
-    'OnlinePriorEstimator', 'adjust_to_prior', 'bbse_prior', 'centered_log',
+    'OnlinePriorEstimator', 'adjust_to_prior', 'bbse_prior',
     'check_calibration', 'check_logits', 'check_method', 'check_prior',
     'em_prior', 'estimate_target_prior', 'expected_calibration_error',
     'fit_calibration', 'identity_calibration', 'label_shift_profile',

@@ -250,13 +250,6 @@ def load_target_prior(
     return 'given', counts / counts.sum()
 
 
-def centered_log(prior: Tensor) -> Tensor:
-    """``log prior - mean(log prior)``, float64 (C,): adding it to logits
-    changes softmax like adding ``log prior`` but keeps their scale."""
-    log = prior.double().log()
-    return log - log.mean()
-
-
 def label_shift_profile(num_classes: int,
                         rho: float,
                         direction: str = 'forward') -> Tensor:

@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 from mmnpe.cls import fuse_npe_classifier
-from mmnpe.functional import centered_log, centered_log_prior, npe_logit_adjust
+from mmnpe.functional import centered_log_prior, npe_logit_adjust
 
 HEADS = {
     'NPEClsHead': dict(in_channels=8),
@@ -65,7 +65,8 @@ def test_given_prior_adds_its_centred_log(name):
         out = head(feats())
         torch.testing.assert_close(head.target_prior,
                                    torch.tensor(PRIOR, dtype=torch.float64))
-        want = base + centered_log(head.target_prior).float()
+        want = base + centered_log_prior(
+            head.target_prior.double().log()).float()
         assert torch.equal(out, want)
         # Bayes' rule: softmax of the balanced logits times pi_t.
         p = base.softmax(1) * torch.tensor(PRIOR)
@@ -94,7 +95,8 @@ def test_post_hoc_la_target_prior_and_source():
         assert torch.equal(head(x), old)
         head.set_target_prior(PRIOR)
         assert torch.equal(
-            head(x), old + centered_log(head.target_prior).float())
+            head(x),
+            old + centered_log_prior(head.target_prior.double().log()).float())
         # 'source': the counts' prior as target prior, so at tau = 1 the
         # plain (CE) logits return, up to rounding.
         head.set_target_prior('source')
@@ -114,11 +116,12 @@ def test_balanced_softmax_recipe_tau0_plus_target_prior():
         assert torch.equal(head(x), plain)
         head.set_target_prior(PRIOR)
         assert torch.equal(
-            head(x), plain + centered_log(head.target_prior).float())
+            head(x), plain +
+            centered_log_prior(head.target_prior.double().log()).float())
         head.set_target_prior('source')
         counts = torch.tensor(COUNTS, dtype=torch.float64)
         torch.testing.assert_close(
-            head(x), plain + centered_log(counts).float())
+            head(x), plain + centered_log_prior(counts.double().log()).float())
 
 
 def test_buffer_follows_the_config_not_the_checkpoint(tmp_path):

@@ -1,14 +1,19 @@
 # Balanced Sigmoid (Balanced Activation slides, LVIS v1 table: Mask R-CNN
 # R50-FPN mask AP 25.1 / AP_r 18.3 against 22.1 / 11.6 with repeat-factor
 # sampling) on mmdet's LVIS v1 Mask R-CNN: one sigmoid per category and no
-# background channel, trained on z_j - log((n/k)/n_j * (n - n_j)/(n - n/k))
-# with the instances per category of the training set (ClassCountsHook
-# counts them at the start), plain sigmoids at test time.
+# background channel, plain sigmoids at test time. The slides' formula
+# (variant='slides'): every RoI trains on
+# z_j - log((n/k)/n_j * (n - n_j)/(n - n/k)), the constant log(k - 1)
+# included, with the instances per category of the training set
+# (ClassCountsHook counts them at the start). The BALMS code's variant is
+# the *-balanced-sigmoid-balms_* config.
 #
-# Random sampling, as the method calls for: the offset removes the training
-# prior, and repeat-factor sampling on top would remove it twice (the slides'
-# "over-balance"). Schedule, pipeline and test settings are the base's (1x,
-# multi-scale, 300 detections at score >= 1e-4).
+# Random sampling, as the slides' row: the offset then removes the
+# long-tailed prior of LVIS. With the base's repeat-factor sampling instead,
+# ClassCountsHook would count the repeated images, and the offset would
+# remove what the sampling leaves of the prior (not the prior twice).
+# Schedule, pipeline and test settings are the base's (1x, multi-scale, 300
+# detections at score >= 1e-4).
 _base_ = 'mmdet::lvis/mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py'
 custom_imports = dict(imports=['mmnpe'], allow_failed_imports=False)
 
@@ -31,8 +36,10 @@ model = dict(
     roi_head=dict(
         bbox_head=dict(
             loss_cls=dict(
-                _delete_=True, type='BalancedSigmoidRoILoss',
-                kind='instances'),
+                _delete_=True,
+                type='BalancedSigmoidRoILoss',
+                kind='instances',
+                variant='slides'),
             init_cfg=[
                 dict(
                     type='Normal',

@@ -4,7 +4,9 @@
 # linear PEM on the box head's shared-FC output trains, with the one-way
 # logistic loss on foreground RoIs, for a short schedule on the same
 # (repeated) training images. At test time the foreground logits are
-# corrected by alpha * eta, p(background) kept.
+# corrected by alpha * eta, p(background) kept. NPETwoStageDetector (a
+# MaskRCNN otherwise) runs only what the PEM needs while everything else is
+# frozen: no RPN loss, no box losses, no mask branch.
 #
 # The schedule is mmnpe's choice (no published anchor exists for detection):
 # 5 000 iterations at a total batch of 16 (2 x 8 GPUs, as the base), SGD lr
@@ -16,6 +18,7 @@ load_from = ('https://download.openmmlab.com/mmdetection/v2.0/lvis/'
              'mask_rcnn_r50_fpn_sample1e-3_mstrain_1x_lvis_v1/'
              'mask_rcnn_r50_fpn_sample1e-3_mstrain_1x_lvis_v1-aa78ac3d.pth')
 model = dict(
+    type='NPETwoStageDetector',
     roi_head=dict(
         bbox_head=dict(
             type='NPEShared2FCBBoxHead', num_pems=1, scale_factor=1.0)))

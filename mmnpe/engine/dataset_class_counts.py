@@ -265,7 +265,9 @@ def count_dataset_classes(dataset,
 
     Returns:
         dict: ``{"kind": "images"|"pixels"|"instances", "classes": [...],
-        "counts": [...]}``, counts as Python ints, one per class.
+        "counts": [...]}``, counts as Python ints, one per class; a
+        detection data set adds ``"num_images"``, the images trained on
+        (repeats included).
     """
     classes = list(dataset.metainfo.get('classes') or [])
     if not classes:
@@ -284,8 +286,14 @@ def count_dataset_classes(dataset,
         for part, weights in weighted:
             counts += _instance_counts(part, weights, len(classes), kind,
                                        progress)
+        # The images trained on, repeats included: the n of image
+        # frequencies image_count_j / number_of_images.
+        num_images = int(sum(int(w.sum()) for _, w in weighted))
         return dict(
-            kind=kind, classes=classes, counts=[int(c) for c in counts])
+            kind=kind,
+            classes=classes,
+            counts=[int(c) for c in counts],
+            num_images=num_images)
     if kind in DETECTION_KINDS and kind != 'images':
         raise ValueError(f'kind={kind!r} counts a detection data set, but '
                          f'{type(dataset).__name__} is not one (its data '

@@ -19,6 +19,13 @@ offset is ``log(n_1 / n_0) - log(1) = log(n_1 / n_0)``.
 **Multi-label classification**: ``k = C``, ``n_j`` images carrying class
 ``j`` and ``n`` the number of images, which for multi-label data is *not*
 ``sum(n_j)`` and must be given.
+
+**The BALMS variant.** The instance-segmentation code released with
+Balanced Meta-Softmax trains the RoI classifier on ``z_j + log(f_j / (1 -
+f_j))`` with the image frequency ``f_j = image_count_j / number_of_images``:
+the slides' offset without its constant ``log(k - 1)``
+(``variant='balms'``). Where it is added (foreground RoIs only, in that
+code) is the caller's business.
 """
 from typing import Optional
 
@@ -28,20 +35,42 @@ from torch import Tensor
 
 from .logit_adjust import class_axis
 
+#: The Balanced Sigmoid offsets mmnpe offers (see
+#: :func:`balanced_sigmoid_offset`).
+BALANCED_SIGMOID_VARIANTS = ('slides', 'balms')
+
 
 def balanced_sigmoid_offset(class_counts: Tensor,
-                            num_samples: Optional[float] = None) -> Tensor:
-    """``log(n_j / (n - n_j)) - log((n/k) / (n - n/k))`` per class, (k, ).
+                            num_samples: Optional[float] = None,
+                            eps: Optional[float] = None,
+                            variant: str = 'slides') -> Tensor:
+    """The offset added to the logits in training, per class, (k, ).
+
+    With ``f_j = n_j / n``:
+
+    - ``variant='slides'`` (the Balanced Activation slides' formula):
+      ``log(n_j / (n - n_j)) - log((n/k) / (n - n/k))``, i.e.
+      ``log(f_j / (1 - f_j)) + log(k - 1)``;
+    - ``variant='balms'`` (the BALMS instance-segmentation code):
+      ``log(f_j / (1 - f_j))``, the constant ``log(k - 1)`` dropped.
 
     Args:
-        class_counts (Tensor): Positives per class ``n_j``, all > 0, (k, ).
+        class_counts (Tensor): Positives per class ``n_j``, all > 0 unless
+            ``eps`` is given, (k, ).
         num_samples (float, optional): ``n``; None means ``sum(n_j)`` (one
             label per sample: single-label data, binary segmentation).
             Defaults to None.
+        eps (float, optional): Added to ``f_j`` inside the log, so a class
+            without any positive gets the finite ``log(eps)`` instead of
+            ``-inf``. None: the counts must all be > 0. Defaults to None.
+        variant (str): 'slides' or 'balms'. Defaults to 'slides'.
 
     Returns:
         Tensor: The offsets, float64, (k, ).
     """
+    if variant not in BALANCED_SIGMOID_VARIANTS:
+        raise ValueError(f'variant must be one of '
+                         f'{BALANCED_SIGMOID_VARIANTS}, got {variant!r}')
     counts = class_counts.double()
     k = counts.numel()
     if k < 2:
@@ -57,8 +86,14 @@ def balanced_sigmoid_offset(class_counts: Tensor,
             f'number of samples n = {n.item():g}: every sample is a positive '
             'of that class and its log-odds are infinite (for multi-label '
             'data pass num_samples = the number of images)')
+    if eps is None:
+        offset = (counts / (n - counts)).log()
+    else:
+        offset = (counts / n + eps).log() - (1 - counts / n).log()
+    if variant == 'balms':
+        return offset
     balanced = n / k
-    return (counts / (n - counts)).log() - (balanced / (n - balanced)).log()
+    return offset - (balanced / (n - balanced)).log()
 
 
 def balanced_sigmoid_loss(pred: Tensor, target: Tensor,

@@ -150,3 +150,28 @@ def log_prior(counts: Tensor, eps: Optional[float] = None) -> Tensor:
     if eps is not None:
         prior = prior + eps
     return prior.log()
+
+
+def counts_file_num_images(path: str) -> Optional[float]:
+    """The ``num_images`` a counts JSON holds (what
+    ``tools/analysis/class_counts.py`` writes for a detection data set: the
+    number of training images, repeats included), or None without it.
+
+    Image frequencies ``image_count_j / number_of_images`` need that total,
+    which the per-class counts alone do not give.
+    """
+    if not osp.isfile(path):
+        return None  # load_class_counts says what is missing
+    with open(path) as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError:
+            return None
+    total = data.get('num_images') if isinstance(data, dict) else None
+    if total is None:
+        return None
+    if (isinstance(total, bool) or not isinstance(total, Real)
+            or not math.isfinite(total) or total <= 0):
+        raise ValueError(f'{path!r}: num_images must be a number > 0, got '
+                         f'{total!r}')
+    return float(total)

@@ -14,9 +14,11 @@ import pytest
 import torch
 from det_helpers import tiny_detector_cfg
 from mmdet.registry import DATASETS, MODELS
+from mmengine.config import Config
 
 from mmnpe.det import lvis_category_counts, synthetic_lvis_classes
-from mmnpe.engine import ClassCountsHook, count_dataset_classes
+from mmnpe.engine import (ClassCountsHook, build_counting_dataset,
+                          count_dataset_classes)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -149,6 +151,45 @@ def test_class_counts_hook_fills_the_roi_losses(lvis_root, loss, kind):
     assert torch.equal(got, torch.tensor(want, dtype=torch.float64))
 
 
+@pytest.mark.parametrize('variant', ['slides', 'balms'])
+def test_image_frequencies_under_repeat_factor_sampling(lvis_root, variant):
+    """kind='images': ClassCountsHook gives the image counts and the number
+    of images trained on, repeats included, so f_j = image_count_j /
+    number_of_images (not / the sum of image counts)."""
+    root, _ = lvis_root
+    classes = synthetic_lvis_classes(6)
+    ds = DATASETS.build(
+        dict(
+            type='ClassBalancedDataset',
+            oversample_thr=0.3,
+            dataset=_dataset_cfg(root, classes)))
+    model = MODELS.build(
+        tiny_detector_cfg(
+            num_classes=6,
+            bbox_head=dict(
+                loss_cls=dict(
+                    type='BalancedSigmoidRoILoss',
+                    kind='images',
+                    variant=variant))))
+    runner = _runner(model, ds)
+    hook = ClassCountsHook()
+    hook.before_run(runner)
+    hook.before_train(runner)
+    loss = model.roi_head.bbox_head.loss_cls
+    repeated = count_dataset_classes(ds, kind='images')
+    assert repeated['num_images'] == len(ds) > len(ds.dataset)
+    assert float(loss.num_images) == len(ds)
+    counts = torch.tensor(repeated['counts'], dtype=torch.float64)
+    assert torch.equal(loss.class_counts, counts)
+    f = counts / len(ds)
+    want = (f / (1 - f)).log()
+    if variant == 'slides':
+        want = want + math.log(6 - 1)
+    torch.testing.assert_close(loss.offset(), want)
+    # The sum of image counts is not the number of images.
+    assert counts.sum() > len(ds)
+
+
 def test_zero_counts_are_refused_with_the_category_named(lvis_root, tmp_path):
     root, _ = lvis_root
     with open(osp.join(root, 'annotations', 'lvis_v1_train.json')) as f:
@@ -175,6 +216,36 @@ def test_zero_counts_are_refused_with_the_category_named(lvis_root, tmp_path):
             match=r"class_counts\[6\] is 0 \(class index 6, "
             r"'ghost_hexagon', never occurs"):
         ClassCountsHook().before_train(_runner(model, ds))
+
+
+def test_zero_counts_train_with_eps(lvis_root, tmp_path):
+    """What the refusal above offers works: eps lets the hook fill counts
+    with an empty category."""
+    root, _ = lvis_root
+    with open(osp.join(root, 'annotations', 'lvis_v1_train.json')) as f:
+        data = json.load(f)
+    data['categories'].append(
+        dict(
+            id=7,
+            name='ghost_hexagon',
+            synset='x.n.01',
+            synonyms=[],
+            frequency='r',
+            image_count=0,
+            instance_count=0))
+    ann = tmp_path / 'train.json'
+    ann.write_text(json.dumps(data))
+    classes = synthetic_lvis_classes(6) + ['ghost_hexagon']
+    ds = DATASETS.build(_dataset_cfg(root, classes, ann=str(ann)))
+    for loss in ('BalancedSoftmaxRoILoss', 'PostHocLARoILoss',
+                 'BalancedSigmoidRoILoss'):
+        model = MODELS.build(
+            tiny_detector_cfg(
+                num_classes=7,
+                bbox_head=dict(loss_cls=dict(type=loss, eps=1e-12))))
+        ClassCountsHook().before_train(_runner(model, ds))
+        counts = model.roi_head.bbox_head.loss_cls.class_counts
+        assert counts[6] == 0 and counts[:6].min() > 0
 
 
 def test_class_counts_hook_refuses_a_dense_head_before_anything_runs():
@@ -239,3 +310,11 @@ def test_class_counts_tool_on_a_detection_config(lvis_root, tmp_path,
         # The demo's repeat-factor config repeats rare images (t = 0.1).
         assert sum(result['counts']) > sum(plain)
         assert result['counts'][-1] > plain[-1]
+        # The images trained on, repeats included: what image frequencies
+        # divide by.
+        cfg = Config.fromfile(config)
+        cfg.merge_from_dict(
+            dict(o.split('=', 1) for o in opts[:1])
+            | {opts[1].split('=', 1)[0]: tuple(synthetic_lvis_classes(6))})
+        built = build_counting_dataset(cfg)
+        assert result['num_images'] == len(built) > len(built.dataset)

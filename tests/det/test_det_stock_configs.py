@@ -137,11 +137,17 @@ def test_lvis_configs_build_and_load_the_stock_lvis_state(path):
                 for k, v in _stock_state(LVIS).items() if 'fc_cls' not in k
             },
             strict=False)
+        balms = 'balanced-sigmoid-balms' in name
+        # Each config says which variant it trains (the guide's table).
+        assert (head.loss_cls.variant,
+                head.loss_cls.class_counts_kind) == (('balms',
+                                                      'images') if balms else
+                                                     ('slides', 'instances'))
         assert not unexpected and set(missing) == {
             'roi_head.bbox_head.fc_cls.weight',
             'roi_head.bbox_head.fc_cls.bias',
             'roi_head.bbox_head.loss_cls.class_counts'
-        }
+        } | ({'roi_head.bbox_head.loss_cls.num_images'} if balms else set())
         return
     missing, unexpected = model.load_state_dict(
         _stock_state(LVIS), strict=False)

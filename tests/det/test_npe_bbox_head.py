@@ -181,9 +181,11 @@ def test_heads_that_cannot_carry_a_pem_are_refused(loss, match):
         _head(loss_cls=loss)
 
 
-def test_balanced_softmax_classifier_can_carry_a_pem():
-    head = _head(loss_cls=dict(type='BalancedSoftmaxRoILoss'))
-    assert head.classifier_kind == 'softmax'
+def test_balanced_softmax_classifier_cannot_carry_a_pem():
+    """Balanced Softmax removes the prior in training; NPE-LA on top would
+    remove it twice, as post-hoc LA on top would."""
+    with pytest.raises(TypeError, match='remove it a second time'):
+        _head(loss_cls=dict(type='BalancedSoftmaxRoILoss'))
 
 
 @pytest.mark.parametrize('kwargs, match', [
@@ -346,6 +348,94 @@ def test_npe_cascade_roi_head_corrects_the_stage_average_once():
                                    F.softmax(r[:, :-1] - c, 1))
         # The stock cascade averages corrected logits: p_bg drifts.
         assert not torch.allclose(F.softmax(a, 1)[:, -1], p[:, -1])
+
+
+def _stage_corrections(model, batch):
+    """Each stage's ``eta_s`` on the cascade's RoIs (all alphas 1)."""
+    alphas = [head.scale_factor for head in model.roi_head.bbox_head]
+    corrections = []
+    try:
+        for head in model.roi_head.bbox_head:
+            head.scale_factor = 1.0
+            head.collected_corrections = corrections
+        with torch.no_grad():
+            _refined(model, batch,
+                     super(type(model.roi_head), model.roi_head)._refine_roi)
+    finally:
+        for head, alpha in zip(model.roi_head.bbox_head, alphas):
+            head.scale_factor = alpha
+            head.collected_corrections = None
+    return corrections
+
+
+def _npe_cascade(alphas, num_pems=(1, 1, 1)):
+    cfg = tiny_detector_cfg(cascade=True, roi_head_type='NPECascadeRoIHead')
+    for head, alpha, k in zip(cfg.roi_head.bbox_head, alphas, num_pems):
+        head.update(
+            type='NPEShared2FCBBoxHead', num_pems=k, scale_factor=alpha)
+    return build_detector(cfg).eval()
+
+
+@pytest.mark.parametrize('alphas, num_pems', [
+    ((0.0, 1.0, 1.0), (1, 1, 1)),
+    ((1e-6, 1.0, 1.0), (1, 1, 1)),
+    ((0.3, 1.0, 0.5), (1, 1, 1)),
+    ((1.0, 1.0, 1.0), (0, 1, 1)),
+])
+def test_npe_cascade_roi_head_divides_by_the_number_of_stages(
+        alphas, num_pems):
+    """The stages' logits are averaged over all three stages, so is the
+    correction: ``sum_s alpha_s * eta_s / 3``, a stage at alpha = 0 or
+    without PEMs contributing zero (no jump as an alpha crosses 0)."""
+    torch.manual_seed(0)
+    full = _npe_cascade((1.0, 1.0, 1.0))
+    with torch.no_grad():
+        for head in full.roi_head.bbox_head:
+            _pems_nonzero(head)
+    model = _npe_cascade(alphas, num_pems)
+    model.load_state_dict(full.state_dict(), strict=False)
+    stock = build_detector(tiny_detector_cfg(cascade=True)).eval()
+    stock.load_state_dict(full.state_dict(), strict=False)
+    batch = random_det_batch()
+    etas = _stage_corrections(full, batch)
+    assert len(etas) == 3
+    used = [a * (k > 0) for a, k in zip(alphas, num_pems)]
+    want = (sum(a * eta for a, eta in zip(used, etas)) / 3)
+    with torch.no_grad():
+        _, got, _ = _refined(model, batch)
+        _, ref, _ = _refined(stock, batch)
+    want = want.split([len(r) for r in ref])
+    for g, r, c in zip(got, ref, want):
+        p, q = F.softmax(r, 1), F.softmax(g, 1)
+        torch.testing.assert_close(q[:, -1], p[:, -1])
+        torch.testing.assert_close(q[:, :-1], (1 - p[:, -1:]) *
+                                   F.softmax(r[:, :-1] - c, 1))
+
+
+def test_npe_cascade_pem_loss_is_exempt_from_stage_loss_weights():
+    """mmdet scales stage s's losses by stage_loss_weights[s]; the PEM loss
+    keeps its own weight (pem_loss_weight) in every stage."""
+    torch.manual_seed(0)
+    npe = _npe_detector(
+        num_pems=1, cascade=True, roi_head_type='NPECascadeRoIHead').train()
+    stock = _npe_detector(num_pems=1, cascade=True).train()
+    stock.load_state_dict(npe.state_dict())
+    batch = random_det_batch()
+    logs = []
+    for model in (npe, stock):
+        torch.manual_seed(1)  # the same RoIs sampled for both
+        logs.append(model(**model.data_preprocessor(batch, True), mode='loss'))
+    got, ref = logs
+    assert set(got) == set(ref)
+    for stage, weight in enumerate(npe.roi_head.stage_loss_weights):
+        key = f's{stage}.loss_npe'
+        torch.testing.assert_close(got[key] * weight, ref[key])
+        # Every other loss keeps mmdet's stage weighting.
+        for name in ('loss_cls', 'loss_bbox'):
+            torch.testing.assert_close(got[f's{stage}.{name}'],
+                                       ref[f's{stage}.{name}'])
+    assert npe.roi_head.stage_loss_weights[1] != 1
+    assert not torch.allclose(got['s1.loss_npe'], ref['s1.loss_npe'])
 
 
 def test_npe_cascade_roi_head_refuses_plain_stages():

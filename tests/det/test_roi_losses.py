@@ -126,6 +126,129 @@ def test_balanced_sigmoid_through_the_head_predicts_sigmoids():
     torch.testing.assert_close(res.scores[:, :5], z.sigmoid())
 
 
+# The BALMS variant and image counts ------------------------------------------
+
+IMAGES = 60.  # training images: more than any image count, less than the sum
+
+
+def _bce_by_hand(z, target):
+    """-[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))], written out."""
+    p = z.sigmoid()
+    return -(target * p.log() + (1 - target) * (1 - p).log())
+
+
+def test_balanced_sigmoid_balms_variant_closed_form_foreground_only():
+    """The BALMS code: foreground RoIs train on z + log(f / (1 - f)),
+    f = image_count / number_of_images, no log(k - 1); background RoIs on
+    the plain z; sum over classes / number of RoIs."""
+    head = _head(
+        dict(
+            type='BalancedSigmoidRoILoss',
+            class_counts=COUNTS,
+            kind='images',
+            num_samples=IMAGES,
+            variant='balms'))
+    loss = head.loss_cls
+    f = torch.tensor(COUNTS, dtype=D) / IMAGES
+    torch.testing.assert_close(loss.offset(), (f / (1 - f)).log())
+    z, labels = _inputs()
+    target = F.one_hot(labels, 6)[:, :5].to(D)
+    fg = (labels < 5)[:, None]
+    want = _bce_by_hand(torch.where(fg, z + (f / (1 - f)).log(), z), target)
+    got = loss(z, labels, reduction_override='none')
+    torch.testing.assert_close(got, want)
+    # Background rows are exactly plain BCE, foreground rows are not.
+    plain = _bce_by_hand(z, target)
+    torch.testing.assert_close(got[~fg[:, 0]], plain[~fg[:, 0]])
+    assert not torch.allclose(got[fg[:, 0]], plain[fg[:, 0]])
+    # BBoxHead's reduction: avg_factor = number of RoIs, as the code's
+    # sum / n_i.
+    torch.testing.assert_close(
+        loss(z, labels, torch.ones(8), avg_factor=8.),
+        want.sum() / 8)
+
+
+def test_balanced_sigmoid_slides_variant_of_image_counts_uses_the_images():
+    """kind='images': n is the number of images (an image holds several
+    categories), not the sum of image counts; the slides keep log(k - 1)
+    and offset every RoI."""
+    head = _head(
+        dict(
+            type='BalancedSigmoidRoILoss',
+            class_counts=COUNTS,
+            kind='images',
+            num_samples=IMAGES))
+    f = torch.tensor(COUNTS, dtype=D) / IMAGES
+    want_offset = (f / (1 - f)).log() + math.log(5 - 1)
+    torch.testing.assert_close(head.loss_cls.offset(), want_offset)
+    z, labels = _inputs()
+    target = F.one_hot(labels, 6)[:, :5].to(D)
+    torch.testing.assert_close(
+        head.loss_cls(z, labels, reduction_override='none'),
+        _bce_by_hand(z + want_offset, target))
+
+
+def test_balanced_sigmoid_variants_differ_by_the_constant_and_background():
+    slides = _head(
+        dict(
+            type='BalancedSigmoidRoILoss',
+            class_counts=COUNTS,
+            kind='images',
+            num_samples=IMAGES)).loss_cls
+    balms = _head(
+        dict(
+            type='BalancedSigmoidRoILoss',
+            class_counts=COUNTS,
+            kind='images',
+            num_samples=IMAGES,
+            variant='balms')).loss_cls
+    torch.testing.assert_close(slides.offset() - balms.offset(),
+                               torch.full((5, ), math.log(4), dtype=D))
+
+
+def test_balanced_sigmoid_image_total_from_a_counts_json(tmp_path):
+    path = tmp_path / 'counts.json'
+    path.write_text('{"kind": "images", "counts": %s, "num_images": 60}' %
+                    COUNTS)
+    loss = _head(
+        dict(
+            type='BalancedSigmoidRoILoss',
+            class_counts=str(path),
+            kind='images',
+            variant='balms')).loss_cls
+    assert float(loss.num_images) == IMAGES
+    f = torch.tensor(COUNTS, dtype=D) / IMAGES
+    torch.testing.assert_close(loss.offset(), (f / (1 - f)).log())
+    path.write_text('{"kind": "images", "counts": %s}' % COUNTS)
+    with pytest.raises(ValueError, match='no "num_images"'):
+        MODELS.build(
+            dict(
+                type='BalancedSigmoidRoILoss',
+                class_counts=str(path),
+                kind='images'))
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(variant='balms'), "variant='balms' uses image frequencies"),
+    (dict(variant='balms', kind='instances'), "kind must be 'images'"),
+    (dict(variant='bamls', kind='images'), 'variant must be one of'),
+    (dict(kind='images', class_counts=COUNTS), 'pass num_samples'),
+])
+def test_balanced_sigmoid_variant_arguments_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(dict(type='BalancedSigmoidRoILoss', **kwargs))
+
+
+def test_balanced_sigmoid_image_counts_unset_total_says_so():
+    loss = _head(dict(type='BalancedSigmoidRoILoss', kind='images')).loss_cls
+    loss.set_class_counts(COUNTS)
+    z, labels = _inputs()
+    with pytest.raises(RuntimeError, match='number of training images'):
+        loss(z, labels)
+    loss.set_num_images(IMAGES)
+    assert torch.isfinite(loss(z, labels))
+
+
 # Balanced Softmax -----------------------------------------------------------
 
 
@@ -213,6 +336,63 @@ def test_zero_and_bad_counts_are_refused(loss):
         MODELS.build(dict(type=loss, kind='pixels'))
     with pytest.raises(ValueError, match=r'reduction must be one of'):
         MODELS.build(dict(type=loss, reduction='avg'))
+
+
+ZERO = [40., 0., 10., 5., 1.]
+
+
+@pytest.mark.parametrize('loss, extra', [
+    ('BalancedSigmoidRoILoss', dict()),
+    ('BalancedSigmoidRoILoss',
+     dict(kind='images', num_samples=IMAGES, variant='balms')),
+    ('BalancedSoftmaxRoILoss', dict()),
+    ('PostHocLARoILoss', dict()),
+])
+def test_zero_counts_train_and_score_with_eps(loss, extra):
+    """The zero-count error offers eps: every loss takes it (an LVIS subset,
+    a filtered set), and the empty category gets f + eps inside the log."""
+    with pytest.raises(ValueError, match=r'pass an explicit eps'):
+        MODELS.build(dict(type=loss, class_counts=ZERO, **extra))
+    head = _head(dict(type=loss, class_counts=ZERO, eps=1e-12, **extra))
+    channels = 5 if loss == 'BalancedSigmoidRoILoss' else 6
+    z, labels = _inputs(channels=channels)
+    z.requires_grad_()
+    value = head.loss_cls(z, labels)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(z.grad).all()
+    assert torch.isfinite(head.loss_cls.get_activation(z)).all()
+
+
+def test_eps_enters_each_loss_inside_the_log():
+    counts = torch.tensor(ZERO, dtype=D)
+    pi = counts / counts.sum()
+    z, labels = _inputs(channels=6)
+    la = _head(
+        dict(type='PostHocLARoILoss', class_counts=ZERO, eps=1e-6,
+             tau=1.0)).loss_cls
+    p = F.softmax(z, 1)
+    torch.testing.assert_close(
+        la.get_activation(z)[:, :5],
+        (1 - p[:, 5:]) * F.softmax(z[:, :5] - (pi + 1e-6).log(), 1))
+    bs = _head(
+        dict(type='BalancedSoftmaxRoILoss', class_counts=ZERO,
+             eps=1e-6)).loss_cls
+    # log(pi + eps) = log(n + eps * sum n) - log(sum n): Balanced Softmax of
+    # the counts n_j + eps * n.
+    shifted = _head(
+        dict(
+            type='BalancedSoftmaxRoILoss',
+            class_counts=(counts + 1e-6 * counts.sum()).tolist())).loss_cls
+    torch.testing.assert_close(
+        bs(z, labels, reduction_override='none'),
+        shifted(z, labels, reduction_override='none'))
+    sig = _head(
+        dict(type='BalancedSigmoidRoILoss', class_counts=ZERO,
+             eps=1e-6)).loss_cls
+    torch.testing.assert_close(sig.offset(), (pi + 1e-6).log() -
+                               (1 - pi).log() + math.log(4))
+    with pytest.raises(ValueError, match='eps must be None or a finite'):
+        MODELS.build(dict(type='PostHocLARoILoss', eps=-1.0))
 
 
 def test_unset_counts_say_how_to_set_them():

@@ -20,15 +20,18 @@ def lvis_category_counts(ann_file: str, kind: str = 'instances') -> dict:
         kind (str): 'instances' or 'images'. Defaults to 'instances'.
 
     Returns:
-        dict: ``{"kind", "classes", "counts"}`` as
-        :func:`mmnpe.engine.count_dataset_classes` gives them.
+        dict: ``{"kind", "classes", "counts", "num_images"}`` as
+        :func:`mmnpe.engine.count_dataset_classes` gives them
+        (``num_images``: the images of the file, the ``n`` of its image
+        frequencies ``image_count_j / number_of_images``).
     """
     if kind not in DETECTION_KINDS:
         raise ValueError(f'kind must be one of {DETECTION_KINDS}, got '
                          f'{kind!r}')
     key = 'instance_count' if kind == 'instances' else 'image_count'
     with open(ann_file) as f:
-        categories = sorted(json.load(f)['categories'], key=lambda c: c['id'])
+        data = json.load(f)
+    categories = sorted(data['categories'], key=lambda c: c['id'])
     missing = [c['name'] for c in categories if key not in c]
     if missing:
         raise ValueError(f'{ann_file}: categories without {key!r} (an LVIS '
@@ -36,4 +39,5 @@ def lvis_category_counts(ann_file: str, kind: str = 'instances') -> dict:
     return dict(
         kind=kind,
         classes=[c['name'] for c in categories],
-        counts=[int(c[key]) for c in categories])
+        counts=[int(c[key]) for c in categories],
+        num_images=len(data.get('images', [])))

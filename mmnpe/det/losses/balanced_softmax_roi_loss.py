@@ -33,14 +33,18 @@ class BalancedSoftmaxRoILoss(RoIPriorLossBase):
         kind (str): 'instances' or 'images'. Defaults to 'instances'.
         reduction (str): Defaults to 'mean'.
         loss_weight (float): Defaults to 1.0.
+        eps (float, optional): Allows categories without any count: the
+            offset is then ``log(n_j / n + eps)`` (the same up to a constant,
+            which the softmax ignores). Defaults to None.
     """
 
     def __init__(self,
                  class_counts: CountsArg = None,
                  kind: str = 'instances',
                  reduction: str = 'mean',
-                 loss_weight: float = 1.0) -> None:
-        super().__init__(class_counts, kind, reduction, loss_weight)
+                 loss_weight: float = 1.0,
+                 eps: Optional[float] = None) -> None:
+        super().__init__(class_counts, kind, reduction, loss_weight, eps)
 
     def _channels(self, num_classes: int) -> int:
         return num_classes + 1
@@ -58,8 +62,12 @@ class BalancedSoftmaxRoILoss(RoIPriorLossBase):
         self._check_call(cls_score, labels)
         counts = self.check_num_class_counts(self.num_classes,
                                              'the bbox head\'s num_classes')
-        loss = foreground_balanced_softmax_loss(cls_score, labels,
-                                                counts.log())
+        # log n_j and log(n_j / n) differ by a constant the softmax ignores;
+        # the latter takes eps for categories without any count.
+        log_counts = (
+            counts.log()
+            if self.class_counts_eps is None else self.log_class_prior())
+        loss = foreground_balanced_softmax_loss(cls_score, labels, log_counts)
         return self._reduce(loss, label_weights, avg_factor,
                             reduction_override)
 

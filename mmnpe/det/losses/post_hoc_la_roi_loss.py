@@ -38,6 +38,9 @@ class PostHocLARoILoss(RoIPriorLossBase):
         kind (str): 'instances' or 'images'. Defaults to 'instances'.
         reduction (str): Defaults to 'mean'.
         loss_weight (float): Defaults to 1.0.
+        eps (float, optional): Added inside the log, ``log(pi + eps)``:
+            categories without any count get ``log(eps)`` and are raised
+            the most. Defaults to None (a zero count is refused).
     """
 
     def __init__(self,
@@ -45,9 +48,10 @@ class PostHocLARoILoss(RoIPriorLossBase):
                  tau: float = 1.0,
                  kind: str = 'instances',
                  reduction: str = 'mean',
-                 loss_weight: float = 1.0) -> None:
+                 loss_weight: float = 1.0,
+                 eps: Optional[float] = None) -> None:
         self.tau = check_tau(tau)
-        super().__init__(class_counts, kind, reduction, loss_weight)
+        super().__init__(class_counts, kind, reduction, loss_weight, eps)
 
     def _channels(self, num_classes: int) -> int:
         return num_classes + 1

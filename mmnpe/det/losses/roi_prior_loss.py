@@ -45,6 +45,10 @@ class RoIPriorLossBase(ClassCountsMixin, nn.Module):
             'images' (images holding the class). Defaults to 'instances'.
         reduction (str): 'none', 'mean' or 'sum'. Defaults to 'mean'.
         loss_weight (float): Defaults to 1.0.
+        eps (float, optional): Allows categories without any count (an LVIS
+            subset, a filtered set): added to the prior inside the log, so
+            such a category gets ``log(eps)`` instead of ``-inf``. None: a
+            zero count is refused. Defaults to None.
     """
 
     custom_cls_channels = True
@@ -55,7 +59,8 @@ class RoIPriorLossBase(ClassCountsMixin, nn.Module):
                  class_counts: CountsArg = None,
                  kind: str = 'instances',
                  reduction: str = 'mean',
-                 loss_weight: float = 1.0) -> None:
+                 loss_weight: float = 1.0,
+                 eps: Optional[float] = None) -> None:
         super().__init__()
         name = type(self).__name__
         if reduction not in _REDUCTIONS:
@@ -73,7 +78,7 @@ class RoIPriorLossBase(ClassCountsMixin, nn.Module):
         self.reduction = reduction
         self.loss_weight = float(loss_weight)
         self.num_classes: Optional[int] = None
-        self.init_class_counts(class_counts, kind=kind)
+        self.init_class_counts(class_counts, eps=eps, kind=kind)
 
     def _channels(self, num_classes: int) -> int:
         """``fc_cls`` outputs for ``num_classes`` foreground classes."""

@@ -1,7 +1,9 @@
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from mmdet.models.roi_heads import CascadeRoIHead
 from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.utils import InstanceList
 from torch import Tensor
 
 from .bbox_heads import is_npe_bbox_head
@@ -23,6 +25,23 @@ class NPECascadeRoIHead(CascadeRoIHead):
     from that stage's foreground RoIs). A stock ``CascadeRoIHead``
     checkpoint loads (only the PEMs are missing).
 
+    The mean correction is ``sum_s alpha_s * eta_s / S`` over all ``S``
+    stages, as the logits are averaged over all of them: a stage without
+    PEMs (``num_pems=0``) or at ``scale_factor=0`` contributes zero.
+
+    **The PEM loss is exempt from** ``stage_loss_weights``. mmdet multiplies
+    every loss of stage ``s`` by its weight (1, 0.5, 0.25 in the stock
+    configs), which down-weights the later stages' detection losses. The
+    PEM loss is not a detection loss: with weight decay its scale sets the
+    scale of the estimate (the OWL optimum depends on the ratio of the two),
+    so a PEM trained at weight 0.25 would learn another estimate than one
+    at weight 1, and the stages' estimates, which are averaged, would not be
+    alike. ``s{i}.loss_npe`` is therefore the stage head's ``pem_loss_weight
+    * sum_k mean_fg OWL``, unscaled; set a stage's ``pem_loss_weight`` to
+    scale it on purpose.
+
+    - ``loss(): the stock cascade's losses, s{i}.loss_npe not multiplied by
+      stage_loss_weights[i]``
     - ``predict(): stages -> mean plain logits, mean correction ->
       correct() -> last stage's softmax -> NMS``
 
@@ -45,6 +64,8 @@ class NPECascadeRoIHead(CascadeRoIHead):
                 'and applies them with the last stage\'s classifier rule, so '
                 'every stage needs an NPE box head (NPEShared2FCBBoxHead '
                 f'..., num_pems=0 for a stage without PEMs); got {plain}')
+        # Set by loss() while the stages run (see bbox_loss).
+        self._pem_losses = None
         kinds = {head.classifier_kind for head in self.bbox_head}
         if len(kinds) > 1:
             raise TypeError('NPECascadeRoIHead: the stages\' classifiers must '
@@ -65,7 +86,10 @@ class NPECascadeRoIHead(CascadeRoIHead):
             for head in self.bbox_head:
                 head.collected_corrections = None
         if corrections:
-            mean = (sum(corrections) / len(corrections)).split(
+            # The mean over every stage whose logits are averaged: a stage
+            # without PEMs (num_pems=0) or at alpha = 0 contributes a zero
+            # correction, so the result is continuous in each stage's alpha.
+            mean = (sum(corrections) / self.num_stages).split(
                 tuple(num_proposals_per_img), 0)
             last = self.bbox_head[-1]
             cls_scores = [
@@ -73,3 +97,26 @@ class NPECascadeRoIHead(CascadeRoIHead):
                 for score, correction in zip(cls_scores, mean)
             ]
         return rois, cls_scores, bbox_preds
+
+    def bbox_loss(self, stage: int, x: Tuple[Tensor],
+                  sampling_results: list) -> dict:
+        """The stock stage loss, the PEM loss set aside so that
+        :meth:`loss` adds it without the stage's loss weight."""
+        bbox_results = super().bbox_loss(stage, x, sampling_results)
+        stage_losses = bbox_results['loss_bbox']
+        if self._pem_losses is not None and 'loss_npe' in stage_losses:
+            self._pem_losses[f's{stage}.loss_npe'] = stage_losses.pop(
+                'loss_npe')
+        return bbox_results
+
+    def loss(self, x: Tuple[Tensor], rpn_results_list: InstanceList,
+             batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """The stock cascade's losses plus the stages' ``s{i}.loss_npe``,
+        exempt from ``stage_loss_weights`` (class docstring)."""
+        self._pem_losses = {}
+        try:
+            losses = super().loss(x, rpn_results_list, batch_data_samples)
+            losses.update(self._pem_losses)
+        finally:
+            self._pem_losses = None
+        return losses

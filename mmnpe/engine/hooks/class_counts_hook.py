@@ -134,6 +134,10 @@ class ClassCountsHook(Hook):
                     logger='current',
                     level=logging.WARNING)
             m.set_class_counts(result['counts'], result['classes'])
+            set_num_images = getattr(m, 'set_num_images', None)
+            if callable(set_num_images) and 'num_images' in result:
+                # Image frequencies need the number of images trained on.
+                set_num_images(result['num_images'])
             print_log(
                 f'ClassCountsHook: {type(m).__name__}.class_counts from the '
                 f'training data set ({result["kind"]} per class): '

@@ -5,7 +5,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn as nn
 from mmdet.models.losses.utils import weight_reduce_loss
-from mmdet.models.roi_heads.bbox_heads import BBoxHead
+from mmdet.models.roi_heads.bbox_heads import BBoxHead, ConvFCBBoxHead
 from torch import Tensor
 
 from mmnpe.det.losses import BalancedSoftmaxRoILoss
@@ -29,8 +29,8 @@ class NPEBBoxHeadMixin:
     foreground classes) changes the foreground-conditional distribution
     only, ``p_bg`` is the stock head's:
 
-    - softmax classifier (C + 1 outputs, ``CrossEntropyLoss`` or
-      ``BalancedSoftmaxRoILoss``): the logits become
+    - softmax classifier (C + 1 outputs, ``CrossEntropyLoss``): the logits
+      become
       :func:`foreground_logit_adjust` ``(z, c)``, whose softmax is
       ``[(1 - p_bg) * softmax(z_fg - c), p_bg]``;
     - ``SeesawLoss`` (C class logits + 2 objectness logits): ``c`` is taken
@@ -38,8 +38,9 @@ class NPEBBoxHeadMixin:
 
     Sigmoid classifiers (``use_sigmoid=True``, ``BalancedSigmoidRoILoss``,
     focal losses) have no background channel to keep, and a loss that
-    corrects at test time already (``PostHocLARoILoss``) would correct
-    twice: both are refused when the head is built.
+    removes the prior already, at test time (``PostHocLARoILoss``) or in
+    training (``BalancedSoftmaxRoILoss``), would have it removed twice: all
+    are refused when the head is built.
 
     Data flow:
 
@@ -134,18 +135,27 @@ class NPEBBoxHeadMixin:
                 f'(loss_cls {loss_name} with one sigmoid per class): NPE-LA '
                 'corrects the foreground classes of a softmax with a '
                 'background channel and keeps p(background); use '
-                "CrossEntropyLoss(use_sigmoid=False) or "
-                "BalancedSoftmaxRoILoss, or the stock head for sigmoids")
+                "CrossEntropyLoss(use_sigmoid=False) or SeesawLoss, or the "
+                'stock head for sigmoids')
         if loss_name == 'SeesawLoss':
             return 'seesaw'
-        if getattr(self, 'custom_cls_channels',
-                   False) and not isinstance(loss, BalancedSoftmaxRoILoss):
+        if isinstance(loss, BalancedSoftmaxRoILoss):
+            raise TypeError(
+                f'{name} cannot carry a PEM with loss_cls {loss_name}: '
+                'Balanced Softmax removes the training prior in training '
+                '(its plain test-time logits already target a balanced '
+                'prior), while the PEMs learn the prior of the training '
+                'labels all the same, so NPE-LA would remove it a second '
+                'time (as post-hoc LA on top would); use CrossEntropyLoss('
+                'use_sigmoid=False) with the PEMs, or BalancedSoftmaxRoILoss '
+                'on the stock head')
+        if getattr(self, 'custom_cls_channels', False):
             raise TypeError(
                 f'{name} cannot carry a PEM with loss_cls {loss_name}: its '
                 'own test-time activation would apply after (or instead '
                 'of) the NPE correction (PostHocLARoILoss would correct the '
                 'prior twice); supported: CrossEntropyLoss(use_sigmoid='
-                'False), BalancedSoftmaxRoILoss, SeesawLoss')
+                'False), SeesawLoss')
         if self.fc_cls.out_features != self.num_classes + 1:
             raise TypeError(
                 f'{name}: a softmax classifier has num_classes + 1 = '
@@ -190,6 +200,60 @@ class NPEBBoxHeadMixin:
         finally:
             handle.remove()
         return cls_score, bbox_pred, captured[0]
+
+    def classifier_features(self, x: Tensor) -> Tensor:
+        """The input of ``fc_cls`` (N, D) for RoI features ``x`` (N, C_in,
+        S, S), without running ``fc_cls`` or the regression branch.
+
+        What the PEMs read. For a ``ConvFCBBoxHead`` (``Shared2FCBBoxHead``,
+        ``Shared4Conv1FCBBoxHead``) only the shared convs / FCs and the
+        classification branch run; the frozen-detector PEM iteration then
+        skips ``fc_reg``, which for LVIS's class-specific regression (1203
+        x 4 outputs) costs more than ``fc_cls``. Other heads run the stock
+        forward.
+        """
+        if not isinstance(self, ConvFCBBoxHead):
+            return self._forward_with_feats(x)[2]
+        for conv in self.shared_convs:
+            x = conv(x)
+        if self.num_shared_fcs > 0:
+            if self.with_avg_pool:
+                x = self.avg_pool(x)
+            x = x.flatten(1)
+            for fc in self.shared_fcs:
+                x = self.relu(fc(x))
+        for conv in self.cls_convs:
+            x = conv(x)
+        if x.dim() > 2:
+            if self.with_avg_pool:
+                x = self.avg_pool(x)
+            x = x.flatten(1)
+        for fc in self.cls_fcs:
+            x = self.relu(fc(x))
+        return x
+
+    def pem_only_loss(self, feats: Tensor, sampling_results: list,
+                      rcnn_train_cfg) -> dict:
+        """``loss_npe`` alone, from the classifier's features of the
+        sampled RoIs: the PEM iteration on a frozen detector
+        (:class:`NPETwoStageDetector`), which needs no other loss.
+
+        Args:
+            feats (Tensor): :meth:`classifier_features` of the sampled RoIs,
+                (N, D), in the order of ``sampling_results``.
+            sampling_results (list[SamplingResult]): The RoI sampler's
+                output, one per image.
+            rcnn_train_cfg (ConfigDict): ``train_cfg.rcnn``.
+
+        Returns:
+            dict: ``{'loss_npe': pem_loss_weight * sum_k mean_fg OWL}``, the
+            value the full iteration's :meth:`loss` gives.
+        """
+        labels, label_weights, _, _ = self.get_targets(
+            sampling_results, rcnn_train_cfg, concat=True)
+        return dict(
+            loss_npe=self.pem_loss_weight *
+            self.pem_loss(self.pem_outputs(feats), labels, label_weights))
 
     def forward(self, x: Tensor) -> tuple:
         """See the class docstring for what training / eval mode return."""

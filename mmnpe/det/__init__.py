@@ -1,5 +1,6 @@
 """MMDetection adapters: count-based RoI classifier losses (Balanced
-Sigmoid, Balanced Softmax, post-hoc LA), NPE box heads, the synthetic
+Sigmoid, Balanced Softmax, post-hoc LA), NPE box heads, the detector of
+the frozen-detector PEM iteration, the synthetic
 LVIS-format set and LVIS counts (docs/user_guides/detection.md).
 
 Imported by ``mmnpe`` only where mmdet is installed. Importing it registers
@@ -8,6 +9,7 @@ the components in mmdet's registries and lets ``LVISMetric`` run on numpy
 """
 from .datasets import (frequency_tag, generate_synthetic_lvis,
                        lvis_category_counts, synthetic_lvis_classes)
+from .detectors import NPETwoStageDetector
 from .evaluation import patch_lvis_numpy
 from .losses import (BalancedSigmoidRoILoss, BalancedSoftmaxRoILoss,
                      PostHocLARoILoss, RoIPriorLossBase)
@@ -23,6 +25,6 @@ __all__ = [
     'BalancedSigmoidRoILoss', 'BalancedSoftmaxRoILoss', 'PostHocLARoILoss',
     'RoIPriorLossBase', 'NPEBBoxHeadMixin', 'NPECascadeRoIHead',
     'NPEShared2FCBBoxHead', 'NPEShared4Conv1FCBBoxHead', 'is_npe_bbox_head',
-    'patch_lvis_numpy', 'frequency_tag', 'generate_synthetic_lvis',
-    'lvis_category_counts', 'synthetic_lvis_classes'
+    'NPETwoStageDetector', 'patch_lvis_numpy', 'frequency_tag',
+    'generate_synthetic_lvis', 'lvis_category_counts', 'synthetic_lvis_classes'
 ]

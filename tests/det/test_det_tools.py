@@ -1,8 +1,12 @@
 """tools/train.py, tools/test.py (mmdet's flags: --out, --show-dir, --tta)
 and tools/dist_train.sh (2 CPU processes) end to end on the tiny
-LVIS-format set, LVISMetric (bbox and segm, AP_r / AP_c / AP_f) evaluating:
-a CE Mask R-CNN, post-hoc LA and a frozen-PEM NPE-LA on its checkpoint,
-Balanced Sigmoid trained from scratch."""
+LVIS-format set, LVISMetric (bbox and segm, AP_r / AP_c / AP_f) evaluating
+and checked against the LVIS API on the dumped predictions: a CE Mask R-CNN,
+post-hoc LA (against the CE predictions, tau through --cfg-options) and a
+frozen-PEM NPE-LA on its checkpoint (the PEMs move, nothing else; alpha
+through --cfg-options, 0 giving the CE predictions), Balanced Sigmoid and
+Balanced Softmax trained from scratch, Balanced Sigmoid on repeat-factor
+counts, NPECascadeRoIHead trained and tested."""
 import glob
 import json
 import os.path as osp
@@ -112,6 +116,45 @@ def _lvis(work_dir: str, ious=('bbox', 'segm')) -> dict:
     return found
 
 
+def _preds(path: str) -> list:
+    with open(path, 'rb') as f:
+        return pickle.load(f)
+
+
+def _same_preds(a: list, b: list) -> bool:
+    """Whether two --out dumps hold bit-identical detections."""
+    return all(
+        torch.equal(x['pred_instances'][k], y['pred_instances'][k])
+        for x, y in zip(a, b) for k in ('bboxes', 'scores', 'labels'))
+
+
+def _lvis_api_bbox(root: str, preds: list) -> dict:
+    """The LVIS API's own bbox AP of a --out dump (LVISMetric's numbers,
+    computed independently of mmdet)."""
+    from lvis import LVIS, LVISEval, LVISResults
+
+    import mmnpe.det  # noqa: F401  (np.float for lvis.eval)
+    gt = LVIS(osp.join(root, 'annotations', 'lvis_v1_val.json'))
+    cat_ids = sorted(gt.get_cat_ids())
+    results = []
+    for pred in preds:
+        inst = pred['pred_instances']
+        for box, score, label in zip(inst['bboxes'].tolist(),
+                                     inst['scores'].tolist(),
+                                     inst['labels'].tolist()):
+            x1, y1, x2, y2 = box
+            results.append(
+                dict(
+                    image_id=pred['img_id'],
+                    category_id=cat_ids[label],
+                    bbox=[x1, y1, x2 - x1, y2 - y1],
+                    score=score))
+    ev = LVISEval(gt, LVISResults(gt, results, max_dets=300), 'bbox')
+    ev.params.imgIds = [p['img_id'] for p in preds]
+    ev.run()
+    return ev.get_results()
+
+
 @pytest.fixture(scope='module')
 def ce_run(tmp_path_factory, lvis_root):
     """tools/train.py on the tiny set: a CE Mask R-CNN, 4 iterations."""
@@ -125,9 +168,32 @@ def ce_run(tmp_path_factory, lvis_root):
     return tmp, root, config, osp.join(work, 'iter_4.pth')
 
 
-def test_post_hoc_la_on_the_ce_checkpoint_dumps_and_paints_like_mmdet(ce_run):
+@pytest.fixture(scope='module')
+def ce_preds(ce_run):
+    """tools/test.py on the CE checkpoint with --out: its predictions."""
+    tmp, root, config, ckpt = ce_run
+    out = str(tmp / 'ce_preds.pkl')
+    run_test(config, ckpt, str(tmp / 'ce_test'), '--out', out).wait()
+    return out
+
+
+def test_lvis_metric_is_the_lvis_apis_on_the_predictions(ce_run, ce_preds):
+    """What tools/test.py logs is the LVIS API's AP of the dumped
+    detections, not just a number in [0, 1]."""
+    tmp, root, _, _ = ce_run
+    found = _lvis(str(tmp / 'ce_test'))
+    want = _lvis_api_bbox(root, _preds(ce_preds))
+    for key in ('AP', 'AP50', 'APr', 'APc', 'APf'):
+        assert found[f'lvis/bbox_{key}'] == pytest.approx(
+            want[key], abs=6e-4), key
+
+
+def test_post_hoc_la_on_the_ce_checkpoint_dumps_and_paints_like_mmdet(
+        ce_run, ce_preds):
     """tools/test.py: post-hoc LA on the CE checkpoint (counts from the
-    training set at test time), with mmdet's --out and --show-dir."""
+    training set at test time), with mmdet's --out and --show-dir; its
+    detections are not CE's, and tau=0 through --cfg-options gives CE's bit
+    for bit."""
     tmp, root, config, ckpt = ce_run
     la = write_config(
         str(tmp / 'la.py'),
@@ -145,38 +211,69 @@ def test_post_hoc_la_on_the_ce_checkpoint_dumps_and_paints_like_mmdet(ce_run):
     assert 'ClassCountsHook: PostHocLARoILoss.class_counts' in log
     found = _lvis(str(tmp / 'la'))
     assert set(found) >= {'lvis/bbox_AP', 'lvis/segm_AP'}
-    with open(out, 'rb') as f:
-        preds = pickle.load(f)
+    preds = _preds(out)
     assert len(preds) == 6  # one per validation image
     assert {'bboxes', 'scores', 'labels',
             'masks'} <= set(preds[0]['pred_instances'])
     # An absolute --show-dir is used as it is (mmdet joins it to the run's
     # folder otherwise).
     assert len(glob.glob(osp.join(show, '*.png'))) == 6
+    ce = _preds(ce_preds)
+    assert not _same_preds(preds, ce)
+    tau0 = str(tmp / 'preds_tau0.pkl')
+    run_test(la, ckpt, str(tmp / 'la0'), '--out', tau0, '--cfg-options',
+             'model.roi_head.bbox_head.loss_cls.tau=0').wait()
+    assert _same_preds(_preds(tau0), ce)
 
 
-def test_frozen_pem_trains_alone_on_the_ce_checkpoint(ce_run):
+def test_frozen_pem_trains_alone_on_the_ce_checkpoint(ce_run, ce_preds):
+    """A frozen-detector PEM run through tools/train.py: the PEMs move,
+    every stock tensor is bit-identical, the iteration is the PEM-only one
+    (no RPN, box or mask loss); tools/test.py at alpha 0 (--cfg-options)
+    gives the CE detections bit for bit, at alpha 1 others."""
     tmp, root, config, ckpt = ce_run
     npe = write_config(
         str(tmp / 'npe.py'),
         config,
         load_from=ckpt,
         model=dict(
+            type='NPETwoStageDetector',
             roi_head=dict(
                 bbox_head=dict(
                     type='NPEShared2FCBBoxHead', num_pems=2,
                     scale_factor=1.0))),
-        custom_hooks=[dict(type='FrozenBackboneHook', modules=FROZEN)])
+        custom_hooks=[
+            dict(type='FrozenBackboneHook', modules=FROZEN),
+            dict(type='DistProbeHook')
+        ])
     work = str(tmp / 'npe')
     log = run_train(npe, work).wait()
-    assert 'loss_npe' in log
+    # The logged losses (the config dump names loss_mask too).
+    assert 'loss_npe: ' in log
+    assert 'loss_rpn_cls: ' not in log and 'loss_mask: ' not in log
     stock, final = state_dict(ckpt), state_dict(osp.join(work, 'iter_4.pth'))
-    assert set(final) - set(stock) == {
-        'roi_head.bbox_head.pems.weight', 'roi_head.bbox_head.pems.bias'
-    }
+    pems = {'roi_head.bbox_head.pems.weight', 'roi_head.bbox_head.pems.bias'}
+    assert set(final) - set(stock) == pems
     # Every stock tensor (BN buffers included) is bit-identical.
     assert not differing(stock, final, sorted(stock))
+    # ... and the PEMs moved from where training started.
+    start = torch.load(
+        osp.join(work, 'rank0_start.pth'),
+        map_location='cpu',
+        weights_only=True)
+    assert differing(start, final, sorted(pems)) == sorted(pems)
+    assert not differing(start, final, sorted(stock))
     assert 'lvis/segm_APr' in log  # validated at the end
+    npe_ckpt = osp.join(work, 'iter_4.pth')
+    outs = {}
+    for alpha in (0, 1):
+        outs[alpha] = str(tmp / f'npe_a{alpha}.pkl')
+        run_test(npe, npe_ckpt, str(tmp / f'npe_a{alpha}'), '--out',
+                 outs[alpha], '--cfg-options',
+                 f'model.roi_head.bbox_head.scale_factor={alpha}').wait()
+    ce = _preds(ce_preds)
+    assert _same_preds(_preds(outs[0]), ce)
+    assert not _same_preds(_preds(outs[1]), ce)
 
 
 def test_balanced_sigmoid_trains_from_scratch_and_tests_with_tta(ce_run):
@@ -205,9 +302,134 @@ def test_balanced_sigmoid_trains_from_scratch_and_tests_with_tta(ce_run):
     # One sigmoid per category, no background channel.
     assert ckpt['state_dict']['roi_head.bbox_head.fc_cls.weight'].shape[0] == 6
     assert 'lvis/bbox_APr' in log
-    run_test(bs, osp.join(work, 'iter_4.pth'), str(tmp / 'tta'),
-             '--tta').wait()
+    outs = [str(tmp / 'bs_plain.pkl'), str(tmp / 'bs_tta.pkl')]
+    run_test(bs, osp.join(work, 'iter_4.pth'), str(tmp / 'plain'), '--out',
+             outs[0]).wait()
+    run_test(bs, osp.join(work, 'iter_4.pth'), str(tmp / 'tta'), '--tta',
+             '--out', outs[1]).wait()
     _lvis(str(tmp / 'tta'), ('bbox', ))
+    plain, tta = _preds(outs[0]), _preds(outs[1])
+    # The flipped pass changed the detections; the scores are still the
+    # sigmoids of the custom activation (in [0, 1], no softmax of 6 + 1).
+    assert not _same_preds(plain, tta)
+    for pred in tta:
+        scores = pred['pred_instances']['scores']
+        assert ((scores >= 0) & (scores <= 1)).all()
+        assert (pred['pred_instances']['labels'] < 6).all()
+
+
+def test_balanced_softmax_trains_through_the_tools(ce_run):
+    tmp, root, config, _ = ce_run
+    bs = write_config(
+        str(tmp / 'bsoft.py'),
+        config,
+        model=dict(
+            roi_head=dict(
+                bbox_head=dict(
+                    loss_cls=dict(
+                        _delete_=True, type='BalancedSoftmaxRoILoss')))),
+        custom_hooks=[dict(type='ClassCountsHook')])
+    work = str(tmp / 'bsoft')
+    log = run_train(bs, work).wait()
+    assert 'BalancedSoftmaxRoILoss.class_counts from the training' in log
+    ckpt = state_dict(osp.join(work, 'iter_4.pth'))
+    with open(osp.join(root, 'annotations', 'lvis_v1_train.json')) as f:
+        cats = sorted(json.load(f)['categories'], key=lambda c: c['id'])
+    assert ckpt['roi_head.bbox_head.loss_cls.class_counts'].tolist() == [
+        c['instance_count'] for c in cats
+    ]
+    # The stock C + 1 softmax classifier.
+    assert ckpt['roi_head.bbox_head.fc_cls.weight'].shape[0] == 7
+    assert 'lvis/segm_APr' in log
+
+
+def test_balanced_sigmoid_on_repeat_factor_counts(ce_run):
+    """Repeat-factor sampling through tools/train.py: the BALMS variant's
+    image counts and number of images are those of the repeated set."""
+    from mmdet.registry import DATASETS
+    from mmengine.config import Config
+
+    from mmnpe.engine import count_dataset_classes
+    tmp, root, config, _ = ce_run
+    faster = _tiny_mask_rcnn(str(tmp / 'faster_rfs.py'), root, with_mask=False)
+    rfs = write_config(
+        str(tmp / 'bs_rfs.py'),
+        faster,
+        train_dataloader=dict(
+            dataset=dict(
+                _delete_=True,
+                type='ClassBalancedDataset',
+                oversample_thr=0.3,
+                dataset=Config.fromfile(faster).train_dataloader.dataset)),
+        model=dict(
+            roi_head=dict(
+                bbox_head=dict(
+                    loss_cls=dict(
+                        _delete_=True,
+                        type='BalancedSigmoidRoILoss',
+                        kind='images',
+                        variant='balms')))),
+        custom_hooks=[dict(type='ClassCountsHook')])
+    work = str(tmp / 'bs_rfs')
+    log = run_train(rfs, work).wait()
+    assert 'BalancedSigmoidRoILoss.class_counts from the training' in log
+    ckpt = state_dict(osp.join(work, 'iter_4.pth'))
+    cfg = Config.fromfile(rfs).train_dataloader.dataset.to_dict()
+    cfg['dataset']['pipeline'] = []
+    repeated = DATASETS.build(cfg)
+    want = count_dataset_classes(repeated, kind='images')
+    assert len(repeated) > len(repeated.dataset)
+    counts = ckpt['roi_head.bbox_head.loss_cls.class_counts']
+    assert counts.tolist() == want['counts']
+    assert float(
+        ckpt['roi_head.bbox_head.loss_cls.num_images']) == len(repeated)
+
+
+def test_npe_cascade_roi_head_through_the_tools(ce_run):
+    """A Cascade R-CNN with NPECascadeRoIHead trained jointly by
+    tools/train.py (every stage's PEM loss logged), tested by tools/test.py
+    at alpha 0 in every stage (--cfg-options): the stock cascade's
+    detections of the same checkpoint, bit for bit."""
+    from det_helpers import tiny_detector_cfg
+    tmp, root, _, _ = ce_run
+    faster = _tiny_mask_rcnn(
+        str(tmp / 'faster_cascade.py'), root, with_mask=False)
+    stock_model = tiny_detector_cfg(num_classes=6, cascade=True).to_dict()
+    stock_model['data_preprocessor'] = dict(
+        type='DetDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_size_divisor=32)
+    stock = write_config(
+        str(tmp / 'cascade_stock.py'),
+        faster,
+        model=dict(_delete_=True, **stock_model))
+    npe_model = tiny_detector_cfg(
+        num_classes=6, cascade=True,
+        roi_head_type='NPECascadeRoIHead').to_dict()
+    npe_model['data_preprocessor'] = stock_model['data_preprocessor']
+    for head in npe_model['roi_head']['bbox_head']:
+        head.update(type='NPEShared2FCBBoxHead', num_pems=1, scale_factor=1.0)
+    npe = write_config(
+        str(tmp / 'cascade_npe.py'),
+        faster,
+        model=dict(_delete_=True, **npe_model))
+    work = str(tmp / 'cascade')
+    log = run_train(npe, work).wait()
+    for stage in range(3):
+        assert f's{stage}.loss_npe' in log
+    ckpt = osp.join(work, 'iter_4.pth')
+    assert {f'roi_head.bbox_head.{i}.pems.weight'
+            for i in range(3)} <= set(state_dict(ckpt))
+    outs = [str(tmp / 'cascade_a0.pkl'), str(tmp / 'cascade_stock.pkl')]
+    run_test(
+        npe, ckpt, str(tmp / 'cascade_a0'), '--out', outs[0], '--cfg-options',
+        *[f'model.roi_head.bbox_head.{i}.scale_factor=0'
+          for i in range(3)]).wait()
+    run_test(stock, ckpt, str(tmp / 'cascade_stock'), '--out', outs[1]).wait()
+    assert _same_preds(_preds(outs[0]), _preds(outs[1]))
+    _lvis(str(tmp / 'cascade_a0'), ('bbox', ))
 
 
 def test_dist_train_two_cpu_processes(ce_run):

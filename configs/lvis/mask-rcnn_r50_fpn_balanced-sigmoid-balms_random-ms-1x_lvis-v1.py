@@ -5,9 +5,11 @@
 # image_count_j / number_of_images of the training set (kind='images';
 # ClassCountsHook counts both, the number of images included). Background
 # RoIs train on the plain logits; plain sigmoids at test time. Everything
-# else as the slides' config (*-balanced-sigmoid_random-*): random
-# sampling, so the frequencies are those of LVIS; with repeat-factor
-# sampling they would be those of the repeated images.
+# else as the slides' config (*-balanced-sigmoid_random-*): trained from
+# scratch with random sampling, so the frequencies are those of LVIS (with
+# repeat-factor sampling they would be those of the repeated images). The
+# loss is the BALMS code's; its schedule (fine-tuning the classifier of a
+# sigmoid model trained with repeat-factor sampling) is not reproduced.
 _base_ = './mask-rcnn_r50_fpn_balanced-sigmoid_random-ms-1x_lvis-v1.py'
 
 # The classifier's bias starts at the BALMS code's prior probability

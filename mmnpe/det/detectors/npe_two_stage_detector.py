@@ -30,8 +30,8 @@ class NPETwoStageDetector(TwoStageDetector):
     parameter is a PEM of the box head, :meth:`loss` runs
 
     - ``loss(): extract_feat() (no grad) -> RPN forward + proposals (no RPN
-      loss) -> RoI assigner + sampler -> RoI features -> shared FCs ->
-      PEMs -> loss_npe``
+      loss) -> RoI assigner + sampler -> RoI features and shared FCs of the
+      foreground RoIs -> PEMs -> loss_npe``
 
     and returns ``loss_npe`` alone, the value (and the gradient) the stock
     iteration gives it on the same RoIs. Cascade R-CNN skips the RPN loss
@@ -39,7 +39,9 @@ class NPETwoStageDetector(TwoStageDetector):
     (joint training, anything else trainable) it is the stock detector.
 
     The PEMs' weights after N iterations equal those of the stock
-    iteration when the RPN's sampler draws no random numbers; mmdet's
+    iteration, to float rounding (the foreground RoIs go through the shared
+    FCs as a smaller batch, so sums may round differently), when the RPN's
+    sampler draws no random numbers; mmdet's
     ``RandomSampler`` in the RPN does, and skipping its loss leaves them to
     the RoI sampler, which then samples other (equally distributed) RoIs.
 
@@ -81,7 +83,7 @@ class NPETwoStageDetector(TwoStageDetector):
     def _pem_roi_loss(self, x: Tuple[Tensor], rpn_results_list: InstanceList,
                       batch_data_samples: SampleList) -> dict:
         """The RoI sampling of ``StandardRoIHead.loss``, then the PEM loss
-        of the sampled RoIs' classifier features."""
+        of the sampled foreground RoIs' classifier features."""
         roi_head = self.roi_head
         head = roi_head.bbox_head
         gts, gts_ignore, _ = unpack_gt_instances(batch_data_samples)
@@ -96,14 +98,22 @@ class NPETwoStageDetector(TwoStageDetector):
                     results,
                     gts[i],
                     feats=[level[i][None] for level in x]))
+        labels, label_weights, _, _ = head.get_targets(
+            sampling_results, roi_head.train_cfg, concat=True)
+        # Background RoIs (about three in four) give the PEMs no loss and no
+        # gradient: their features are not needed at all.
+        fg = labels < head.num_classes
         with torch.no_grad():
-            rois = bbox2roi([res.priors for res in sampling_results])
-            extractor = roi_head.bbox_roi_extractor
-            feats = extractor(x[:extractor.num_inputs], rois)
-            if roi_head.with_shared_head:
-                feats = roi_head.shared_head(feats)
-            feats = head.classifier_features(feats)
-        return head.pem_only_loss(feats, sampling_results, roi_head.train_cfg)
+            rois = bbox2roi([res.priors for res in sampling_results])[fg]
+            if len(rois):
+                extractor = roi_head.bbox_roi_extractor
+                feats = extractor(x[:extractor.num_inputs], rois)
+                if roi_head.with_shared_head:
+                    feats = roi_head.shared_head(feats)
+                feats = head.classifier_features(feats)
+            else:
+                feats = rois.new_zeros(0, head.fc_cls.in_features)
+        return head.pem_only_loss(feats, labels[fg], label_weights[fg])
 
     def loss(self, batch_inputs: Tensor,
              batch_data_samples: SampleList) -> dict:

@@ -232,25 +232,22 @@ class NPEBBoxHeadMixin:
             x = self.relu(fc(x))
         return x
 
-    def pem_only_loss(self, feats: Tensor, sampling_results: list,
-                      rcnn_train_cfg) -> dict:
-        """``loss_npe`` alone, from the classifier's features of the
-        sampled RoIs: the PEM iteration on a frozen detector
+    def pem_only_loss(self, feats: Tensor, labels: Tensor,
+                      label_weights: Tensor) -> dict:
+        """``loss_npe`` alone, from the classifier's features of sampled
+        RoIs: the PEM iteration on a frozen detector
         (:class:`NPETwoStageDetector`), which needs no other loss.
 
         Args:
-            feats (Tensor): :meth:`classifier_features` of the sampled RoIs,
-                (N, D), in the order of ``sampling_results``.
-            sampling_results (list[SamplingResult]): The RoI sampler's
-                output, one per image.
-            rcnn_train_cfg (ConfigDict): ``train_cfg.rcnn``.
+            feats (Tensor): :meth:`classifier_features` of the RoIs, (N, D);
+                background RoIs may be left out (they give no loss).
+            labels (Tensor): Their labels, (N, ) in ``[0, C]``.
+            label_weights (Tensor): Their weights, (N, ).
 
         Returns:
             dict: ``{'loss_npe': pem_loss_weight * sum_k mean_fg OWL}``, the
-            value the full iteration's :meth:`loss` gives.
+            value the full iteration's :meth:`loss` gives on the same RoIs.
         """
-        labels, label_weights, _, _ = self.get_targets(
-            sampling_results, rcnn_train_cfg, concat=True)
         return dict(
             loss_npe=self.pem_loss_weight *
             self.pem_loss(self.pem_outputs(feats), labels, label_weights))

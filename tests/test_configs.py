@@ -328,3 +328,34 @@ def test_config_carries_what_the_flags_of_tools_test_need(path):
         assert cfg.visualizer.type == 'UniversalVisualizer'
         # The default flip TTA replaces the last test step.
         assert cfg.test_dataloader.dataset.pipeline[-1].type == 'PackInputs'
+
+
+IWB_CONFIGS = sorted(
+    p for p in ALL_CONFIGS if osp.basename(p).startswith('iwb_'))
+# The IWB pages say: re-initialised at CIFAR and demo scale, the loaded CE
+# classifier fine-tuned at large scale (as the IWB paper does).
+IWB_FINE_TUNED = ('imagenet_lt', 'inat2018', 'places_lt')
+
+
+@pytest.mark.parametrize('path', IWB_CONFIGS, ids=_id)
+def test_iwb_config_reinitialises_or_fine_tunes_as_the_docs_say(path):
+    cfg = Config.fromfile(path)
+    stage_two = [h for h in cfg.custom_hooks if h.type == 'StageTwoHook']
+    assert len(stage_two) == 1
+    folder = osp.relpath(path, osp.join(REPO, 'configs')).split(osp.sep)[0]
+    want = [] if folder in IWB_FINE_TUNED else ['head']
+    assert list(stage_two[0].reinit_modules) == want
+
+
+def test_iwb_pages_name_both_kinds():
+    folders = {
+        osp.relpath(p, osp.join(REPO, 'configs')).split(osp.sep)[0]
+        for p in IWB_CONFIGS
+    }
+    assert folders == {'cifar_lt', 'demo', *IWB_FINE_TUNED}
+    for page in ('docs/advanced_guides/baselines.md', 'docs/method.md'):
+        with open(osp.join(REPO, page)) as f:
+            text = ' '.join(f.read().replace('**', '').split())
+        assert ('ImageNet-LT, iNaturalist 2018 and Places-LT IWB configs'
+                in text), page
+        assert 'CIFAR-LT and demo IWB configs re-initialise' in text, page

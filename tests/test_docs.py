@@ -660,3 +660,41 @@ def test_components_page_lists_every_component_and_function():
     for name in [f'mmnpe/{p}'
                  for p in packages] + [f'{f}/' for f in folders] + scripts:
         assert name in layout, f'the package layout lacks {name}'
+
+
+# A term, and words of its gloss that must stand in the paragraph where the
+# page first uses it.
+GLOSSES = {
+    'README.md': {
+        'HP-1': 'schedules',
+        'rho': 'most over least frequent',
+        'alpha': 'correction strength',
+        'eta': 'estimate of the centred log-prior',
+        'tau': 'adjustment strength',
+        'cRT': 'classifier re-training',
+        'IWB': 'inverse weight balancing',
+        'EM': 'expectation-maximisation',
+        'BCTS': 'bias-corrected temperature scaling',
+        'BBSE': 'black-box shift estimation',
+    },
+    'docs/results.md': {
+        'HP-1': 'training schedules',
+        'alpha': 'correction strength',
+        'tau': 'logit adjustment',
+        'eta': 'estimate of the centred log-prior',
+    },
+    'docs/get_started.md': {
+        'tau': "adjustment's strength",
+        'alpha': 'correction strength',
+    },
+}
+
+
+@pytest.mark.parametrize('page', sorted(GLOSSES))
+def test_terms_are_glossed_where_they_first_appear(page):
+    text = _read(page)
+    paragraphs = re.split(r'\n\s*\n', text)
+    for term, gloss in GLOSSES[page].items():
+        pattern = re.compile(r'(?<![\w-])' + re.escape(term) + r'(?![\w-])')
+        first = next(p for p in paragraphs if pattern.search(p))
+        assert gloss in ' '.join(first.split()), (page, term, first[:200])

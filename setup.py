@@ -49,7 +49,7 @@ setup(
         'tests':
         ['pytest', 'pytest-xdist', 'scikit-learn', 'matplotlib', 'quapy'],
         'demo': ['scikit-learn', 'matplotlib'],
-        # pip install mmnpe[det]: the MMDetection adapter (mmnpe.det). mmdet
+        # pip install -e ".[det]": the MMDetection adapter (mmnpe.det). mmdet
         # 3.3 imports six, tqdm, terminaltables, shapely and pycocotools
         # without declaring them all; its LVISMetric needs the LVIS API.
         'det': [

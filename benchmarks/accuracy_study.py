@@ -27,10 +27,16 @@ The runs are the demo configs in ``configs/demo/`` with ``--cfg-options``
 style overrides (shorter schedules, the seed, the data), trained and tested
 through the ``Runner`` as ``tools/train.py`` / ``tools/test.py`` would.
 Work is spread over ``--workers`` processes with one thread each; seeds
-are set with ``randomness.deterministic``. Writes a JSON (every run) and a
-markdown table (mean +- sample std over seeds); ``--doc PAGE`` copies the
-table into a documentation page between its ``accuracy_study`` markers
-(``make study``: ``docs/results.md``).
+are set with ``randomness.deterministic``. Each study writes its own JSON
+(every run, with the commit, the command and the machine) and markdown table
+(mean +- sample std over seeds): classification and segmentation
+``benchmarks/accuracy_study.{md,json}`` (``--md`` / ``--json``), detection
+``benchmarks/detection_study.{md,json}`` (``--det-md`` / ``--det-json``),
+``--label-shift`` ``benchmarks/label_shift_study.{md,json}`` (``--ls-md`` /
+``--ls-json``); a part that does not run leaves its files alone.
+``--doc PAGE`` copies the classification and segmentation table into a
+documentation page between its ``accuracy_study`` markers (``make study``:
+``docs/results.md``).
 
     python benchmarks/accuracy_study.py [--workers 2] [--seeds 0 1 2 3 4]
 """
@@ -41,6 +47,8 @@ import math
 import os
 import os.path as osp
 import platform
+import shlex
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -631,6 +639,92 @@ def _det_markdown(s: dict, methods: Dict[str, dict]) -> List[str]:
     return lines
 
 
+# Provenance ------------------------------------------------------------------
+
+
+def _cpu_model() -> Optional[str]:
+    """The CPU's model name (Linux), else None."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def machine() -> dict:
+    """What ran the study: CPU, operating system, Python, the libraries'
+    versions and the GPU (None: the study ran on the CPU)."""
+    info = dict(
+        cpu_count=os.cpu_count(),
+        processor=platform.processor() or platform.machine(),
+        cpu_model=_cpu_model(),
+        system=f'{platform.system()} {platform.release()}',
+        python=platform.python_version())
+    import importlib
+    for name in ('torch', 'mmcv', 'mmengine', 'mmseg', 'mmpretrain', 'mmdet'):
+        try:
+            info[name] = importlib.import_module(name).__version__
+        except ImportError:
+            info[name] = None
+    import torch
+    info['gpu'] = (
+        torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+    return info
+
+
+def _git(*args: str) -> Optional[str]:
+    try:
+        out = subprocess.run(['git', '-C', REPO, *args],
+                             capture_output=True,
+                             text=True,
+                             check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def _portable_arg(arg: str) -> str:
+    """An absolute path inside the repository, relative to it (the
+    command is written into committed files)."""
+    if osp.isabs(arg) and osp.commonpath([arg, REPO]) == REPO:
+        return osp.relpath(arg, REPO)
+    return arg
+
+
+def provenance(argv: Optional[List[str]] = None) -> dict:
+    """The commit (and whether tracked files differed from it) and the
+    command of a study run, for the JSON and the table it writes (the
+    machine is the result's ``machine``).
+
+    Args:
+        argv (list[str], optional): The script's arguments (default:
+            ``sys.argv[1:]``).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    status = _git('status', '--porcelain', '--untracked-files=no')
+    return dict(
+        commit=_git('rev-parse', 'HEAD'),
+        uncommitted_changes=None if status is None else bool(status),
+        command=' '.join(['python benchmarks/accuracy_study.py'] +
+                         [shlex.quote(_portable_arg(a)) for a in argv]))
+
+
+def provenance_line(result: dict) -> str:
+    """One sentence of a study's table saying where it came from."""
+    prov, m = result['provenance'], result['machine']
+    commit = (prov['commit'] or 'unknown')[:12]
+    if prov.get('uncommitted_changes'):
+        commit += ' with uncommitted changes'
+    where = m.get('cpu_model') or m['processor']
+    device = f'GPU {m["gpu"]}' if m.get('gpu') else 'no GPU'
+    return (f'Produced by `{prov["command"]}` at commit {commit} on '
+            f'{m["cpu_count"]} cores of {where} ({device}; torch '
+            f'{m.get("torch")}, Python {m["python"]}).')
+
+
 # Planning, running, reporting -----------------------------------------------
 
 
@@ -744,10 +838,7 @@ def run_study(settings: dict, out_dir: str, workers: int = 1) -> dict:
         workers=workers,
         load_average_start=load_start,
         load_average_end=os.getloadavg(),
-        machine=dict(
-            cpu_count=os.cpu_count(),
-            processor=platform.processor() or platform.machine(),
-            python=platform.python_version()))
+        machine=machine())
 
 
 def _mean_std(values: List[float]) -> str:
@@ -852,6 +943,8 @@ def markdown(result: dict) -> str:
         f' CPU cores (load average {load} at start, end).' +
         (f' Not run (no demo config): {", ".join(missing)}.' if missing else ''
          ))
+    if 'provenance' in result:
+        lines += ['', provenance_line(result)]
     return '\n'.join(lines) + '\n'
 
 
@@ -877,17 +970,30 @@ def update_doc(page: str, table: str) -> None:
         f.write(head + BEGIN + '\n' + table + END + tail)
 
 
-def _portable(result: dict) -> dict:
+def _portable_path(path: str, out_dir: Optional[str] = None) -> str:
+    """``path`` relative to the repository; outside it, relative to the
+    study's ``--out-dir`` as ``<out-dir>/...`` (no machine's folders in a
+    committed file)."""
+    path = osp.abspath(path)
+    if osp.commonpath([path, REPO]) == REPO:
+        return osp.relpath(path, REPO)
+    out = None if out_dir is None else osp.abspath(out_dir)
+    if out is not None and osp.commonpath([path, out]) == out:
+        return osp.join('<out-dir>', osp.relpath(path, out))
+    return osp.join('<outside the repository>', osp.basename(path))
+
+
+def _portable(result: dict, out_dir: Optional[str] = None) -> dict:
     """``result`` without this machine's paths (checkpoints dropped, data
-    folders relative to the repository)."""
+    folders relative to the repository or to ``out_dir``)."""
     result = copy.deepcopy(result)
     for r in result['records']:
         r.pop('checkpoint', None)
     for key in ('data_root', 'selection_root', 'counts_json', 'det_root',
                 'det_selection_root'):
         if key in result['settings']:
-            result['settings'][key] = osp.relpath(result['settings'][key],
-                                                  REPO)
+            result['settings'][key] = _portable_path(result['settings'][key],
+                                                     out_dir)
     return result
 
 
@@ -1177,10 +1283,7 @@ def run_label_shift_study(settings: dict,
         workers=workers,
         load_average_start=load_start,
         load_average_end=os.getloadavg(),
-        machine=dict(
-            cpu_count=os.cpu_count(),
-            processor=platform.processor() or platform.machine(),
-            python=platform.python_version()))
+        machine=machine())
 
 
 def _ls_values(records: List[dict], key: tuple) -> List[float]:
@@ -1299,10 +1402,13 @@ def ls_markdown(result: dict) -> str:
         f'{result["workers"]} worker process(es) of one thread on '
         f'{result["machine"]["cpu_count"]} CPU cores (load average {load} at '
         'start, end).')
+    if 'provenance' in result:
+        lines += ['', provenance_line(result)]
     return '\n'.join(lines) + '\n'
 
 
-def label_shift_main(args: argparse.Namespace) -> dict:
+def label_shift_main(args: argparse.Namespace,
+                     argv: Optional[List[str]] = None) -> dict:
     """``--label-shift``: run only the label-shift part."""
     settings = dict(
         FULL,
@@ -1320,9 +1426,10 @@ def label_shift_main(args: argparse.Namespace) -> dict:
         settings['shift_rhos'] = args.shift_rhos
     result = run_label_shift_study(settings, osp.abspath(args.out_dir),
                                    args.workers)
+    result['provenance'] = provenance(argv)
     table = ls_markdown(result)
     with open(args.ls_json, 'w') as f:
-        json.dump(_portable(result), f, indent=1)
+        json.dump(_portable(result, args.out_dir), f, indent=1)
         f.write('\n')
     with open(args.ls_md, 'w') as f:
         f.write(table)
@@ -1363,15 +1470,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--md',
         default=osp.join(REPO, 'benchmarks', 'accuracy_study.md'),
-        help='markdown table to write')
+        help='classification and segmentation: markdown table to write '
+        '(written only when those methods run)')
     parser.add_argument(
         '--json',
         default=osp.join(REPO, 'benchmarks', 'accuracy_study.json'),
-        help='every run, as JSON')
+        help='classification and segmentation: every run, as JSON')
+    parser.add_argument(
+        '--det-md',
+        default=osp.join(REPO, 'benchmarks', 'detection_study.md'),
+        help='detection: markdown table to write (its own file: --md '
+        'holds classification and segmentation)')
+    parser.add_argument(
+        '--det-json',
+        default=osp.join(REPO, 'benchmarks', 'detection_study.json'),
+        help='detection: every run, as JSON')
     parser.add_argument(
         '--doc',
-        help='also copy the table into this Markdown page, between its '
-        'accuracy_study markers (docs/results.md)')
+        help='also copy the classification and segmentation table into this '
+        'Markdown page, between its accuracy_study markers (docs/results.md)')
     parser.add_argument(
         '--label-shift',
         action='store_true',
@@ -1425,10 +1542,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+# Each study part writes its own files: (tasks, markdown flag, JSON flag).
+PARTS = ((('cls', 'seg'), 'md', 'json'), (('det', ), 'det_md', 'det_json'))
+
+
 def main(argv=None) -> dict:
+    """Run the study; each part that ran (classification and segmentation,
+    detection) writes its own markdown and JSON, with the commit, command
+    and machine. Returns the whole result."""
     args = parse_args(argv)
     if args.label_shift:
-        return label_shift_main(args)
+        return label_shift_main(args, argv)
     settings = dict(
         FULL,
         seeds=args.seeds,
@@ -1446,16 +1570,28 @@ def main(argv=None) -> dict:
         seg_num_train=args.seg_num_train,
         seg_num_val=args.seg_num_val)
     result = run_study(settings, osp.abspath(args.out_dir), args.workers)
-    table = markdown(result)
-    with open(args.json, 'w') as f:
-        json.dump(_portable(result), f, indent=1)
-        f.write('\n')
-    with open(args.md, 'w') as f:
-        f.write(table)
-    if args.doc:
-        update_doc(args.doc, table)
-    print(table)
-    print(f'wrote {args.md} and {args.json}', file=sys.stderr)
+    result['provenance'] = provenance(argv)
+    ran = dict(
+        cls=bool(settings['cls_methods']),
+        seg=bool(settings['seg_methods']),
+        det=bool(settings['det_methods']))
+    for tasks, md_flag, json_flag in PARTS:
+        if not any(ran[t] for t in tasks):
+            continue  # another study's files stay as they are
+        part = dict(
+            result,
+            records=[r for r in result['records'] if r['task'] in tasks])
+        table = markdown(part)
+        md_file, json_file = getattr(args, md_flag), getattr(args, json_flag)
+        with open(json_file, 'w') as f:
+            json.dump(_portable(part, args.out_dir), f, indent=1)
+            f.write('\n')
+        with open(md_file, 'w') as f:
+            f.write(table)
+        if args.doc and 'cls' in tasks:
+            update_doc(args.doc, table)
+        print(table)
+        print(f'wrote {md_file} and {json_file}', file=sys.stderr)
     return result
 
 

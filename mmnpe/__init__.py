@@ -2,7 +2,7 @@
 
 Importing the package registers every component: segmentation parts in
 mmseg's registries, classification parts in mmpretrain's, detection parts
-in mmdet's (only where mmdet is installed: ``pip install mmnpe[det]``), and
+in mmdet's (only where mmdet is installed: ``pip install -e ".[det]"``), and
 the shared loss and hook in mmengine's root registries, which every scope
 searches. Add ``custom_imports = dict(imports=['mmnpe'],
 allow_failed_imports=False)`` to a config.

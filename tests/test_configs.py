@@ -4,6 +4,7 @@ stock checkpoints; their data pipelines read the real on-disk layouts."""
 import copy
 import glob
 import os.path as osp
+import re
 
 import mmcv
 import numpy as np
@@ -17,8 +18,9 @@ from mmengine.registry import DATASETS, HOOKS, MODELS, init_default_scope
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 NPE_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'npe', '*.py')))
-# <base>.py trains a PEM; <base>_test-alpha<a>.py tests its checkpoint at a.
-TEST_ALPHA = '_test-alpha'
+# <base>.py trains a PEM and tests it at alpha = 1; <base>_s<a>.py trains the
+# same PEM and validates / tests it at alpha = a.
+ALPHA_SUFFIX = '_s'
 # The count-based baselines' configs need a counts JSON and a data set for
 # their hooks: tests/test_baseline_configs.py runs them.
 COUNT_BASELINES = ('la-', 'balanced-')
@@ -88,7 +90,8 @@ def test_paper_config_schedule_checkpoint_and_hook(path):
     assert cfg.train_dataloader.batch_size == 16
     assert cfg.custom_hooks[1].total_batch_size == 16
     name = osp.splitext(osp.basename(path))[0]
-    scale = float(name.split(TEST_ALPHA)[1]) if TEST_ALPHA in name else 1.
+    alpha = re.search(ALPHA_SUFFIX + r'(\d+(?:\.\d+)?)$', name)
+    scale = float(alpha.group(1)) if alpha else 1.
     assert cfg.model.scale_factor == scale
     sched = cfg.param_scheduler[0]
     if 'stare' in path:
@@ -105,8 +108,8 @@ def test_paper_config_schedule_checkpoint_and_hook(path):
     assert 'paramwise_cfg' not in cfg.optim_wrapper  # no lr_mult tricks
 
 
-# The paper's rows: one PEM training per model, tested at alpha = 1 by the
-# training config and at the paper's other alpha by its test-alpha twin.
+# The paper's rows: one PEM per model, trained and tested at alpha = 1 by
+# <base>.py and at the paper's other alpha by <base>_s<alpha>.py.
 PAPER_ROWS = {
     'unet_stare_pem_fcn': (0.2, ),
     'deeplabv3_ade20k_pem_aspp': (0.1, ),
@@ -116,10 +119,10 @@ PAPER_ROWS = {
 }
 
 
-def test_npe_configs_are_one_training_per_model_and_its_test_alphas():
+def test_npe_configs_are_the_paper_rows():
     names = {osp.basename(p)[:-3] for p in NPE_CONFIGS}
     want = set(PAPER_ROWS) | {
-        f'{base}{TEST_ALPHA}{alpha:g}'
+        f'{base}{ALPHA_SUFFIX}{alpha:g}'
         for base, alphas in PAPER_ROWS.items()
         for alpha in alphas
     }
@@ -129,18 +132,24 @@ def test_npe_configs_are_one_training_per_model_and_its_test_alphas():
 @pytest.mark.parametrize('base,alpha', [(b, a)
                                         for b, alphas in PAPER_ROWS.items()
                                         for a in alphas])
-def test_test_alpha_config_is_its_training_config_but_scale_factor(
-        base, alpha):
-    """A test-alpha config trains nothing of its own: it inherits the
-    training config and sets only model.scale_factor, so the training
-    config's checkpoint is the one it tests."""
-    path = osp.join(REPO, 'configs', 'npe', f'{base}{TEST_ALPHA}{alpha:g}.py')
+def test_alpha_config_is_its_base_config_but_scale_factor(base, alpha):
+    """<base>_s<alpha>.py trains the PEM of <base>.py (it inherits every
+    key but model.scale_factor, which acts only at inference), validates and
+    tests it at alpha, and its comments say so and how to test at another
+    alpha."""
+    name = f'{base}{ALPHA_SUFFIX}{alpha:g}'
+    path = osp.join(REPO, 'configs', 'npe', f'{name}.py')
     with open(path) as f:
         source = f.read()
     header = ' '.join(line[1:].strip() for line in source.splitlines()
                       if line.startswith('#'))
-    assert header.startswith('No training of its own: tests the checkpoint '
-                             f'of {base}.py at alpha={alpha:g}'), header
+    assert header.startswith(f'NPE-LA at alpha = {alpha:g} '), header
+    for said in (f'Trains the PEM on the frozen stock model exactly as '
+                 f'{base}.py does, and validates and tests it at alpha = '
+                 f'{alpha:g}', f'python tools/train.py configs/npe/{name}.py',
+                 'One PEM serves every alpha',
+                 '--cfg-options model.scale_factor='):
+        assert said in header, (said, header)
     assert f"_base_ = './{base}.py'" in source
     test_cfg = load(path).to_dict()
     train_cfg = load(osp.join(REPO, 'configs', 'npe', f'{base}.py')).to_dict()
@@ -151,8 +160,7 @@ def test_test_alpha_config_is_its_training_config_but_scale_factor(
 
 
 def test_required_config_name_exists_and_scale_overridable():
-    path = osp.join(REPO, 'configs', 'npe',
-                    'deeplabv3_ade20k_pem_fcn_test-alpha0.1.py')
+    path = osp.join(REPO, 'configs', 'npe', 'deeplabv3_ade20k_pem_fcn_s0.1.py')
     cfg = load(path)
     assert cfg.model.pem_head.type == 'PEMFCNHead'
     assert cfg.model.scale_factor == 0.1
@@ -190,7 +198,7 @@ def _write_ade(root):
 
 @pytest.mark.parametrize('name,writer', [
     ('unet_stare_pem_fcn.py', _write_stare),
-    ('deeplabv3_ade20k_pem_fcn_test-alpha0.1.py', _write_ade),
+    ('deeplabv3_ade20k_pem_fcn_s0.1.py', _write_ade),
 ])
 def test_paper_config_reads_the_real_dataset_layout(tmp_path, name, writer):
     cfg = load(osp.join(REPO, 'configs', 'npe', name))
@@ -207,6 +215,72 @@ def test_paper_config_reads_the_real_dataset_layout(tmp_path, name, writer):
         else:  # reduce_zero_label: 0 -> 255, k -> k - 1
             assert labels <= {4, 149, 255}
             assert key == 'train_dataloader' or 4 in labels
+
+
+MISSION = osp.join('configs', 'npe', 'deeplabv3_ade20k_pem_fcn_s0.1.py')
+
+
+def _stock_checkpoint(config, path):
+    """What the stock checkpoint an NPE config loads holds: every weight of
+    the segmentor but the PEM's (here at their initial values)."""
+    cfg = load(config)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    state = {
+        k: v
+        for k, v in model.state_dict().items()
+        if not k.startswith('pem_heads.')
+    }
+    torch.save(dict(meta=dict(), state_dict=state), path)
+    return state
+
+
+def test_mission_command_trains_the_pem_and_validates_at_its_alpha(tmp_path):
+    """``python tools/train.py configs/npe/deeplabv3_ade20k_pem_fcn_s0.1.py``
+    as a user runs it, for one iteration: the paper's batch of 16 on one
+    process, the stock checkpoint from ``load_from``, ADE20K in its real
+    layout (tiny images; crop and test scale shrunk to fit a CPU); only the
+    PEM trains, and validation runs at alpha = 0.1."""
+    from launch_helpers import run_train
+    root = str(tmp_path / 'ade')
+    _write_ade(root)
+    stock = _stock_checkpoint(
+        osp.join(REPO, MISSION), str(tmp_path / 'stock.pth'))
+    work = str(tmp_path / 'work')
+    loaders = [
+        f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
+        for key in ('num_workers=0', 'persistent_workers=False',
+                    f'dataset.data_root={root}')
+    ]
+    log = run_train(
+        MISSION,
+        work,
+        '--cfg-options',
+        f'load_from={tmp_path / "stock.pth"}',
+        *loaders,
+        'train_cfg.max_iters=1',
+        'train_cfg.val_interval=1',
+        'default_hooks.checkpoint.interval=1',
+        'default_hooks.logger.interval=1',
+        'model.data_preprocessor.size=(64,64)',
+        'train_dataloader.dataset.pipeline.2.scale=(128,64)',
+        'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
+        'val_dataloader.dataset.pipeline.1.scale=(96,64)',
+        timeout=420).wait()
+    assert re.search(r'Iter\(val\) \[2/2\].*mIoU', log), log[-3000:]
+    dumped = osp.join(work, 'deeplabv3_ade20k_pem_fcn_s0.1.py')
+    assert Config.fromfile(dumped).model.scale_factor == 0.1
+    assert Config.fromfile(dumped).train_dataloader.batch_size == 16
+    trained = torch.load(
+        osp.join(work, 'iter_1.pth'), map_location='cpu',
+        weights_only=True)['state_dict']
+    pem = [k for k in trained if k.startswith('pem_heads.')]
+    assert pem, sorted(trained)[:5]
+    # The stock weights stayed as loaded; the one loss was the PEM's.
+    assert all(torch.equal(trained[k], v) for k, v in stock.items())
+    step = re.search(r'Iter\(train\) \[1/1\].*', log).group(0)
+    assert 'pem.loss_npe' in step and 'decode' not in step, step
 
 
 ALL_CONFIGS = sorted(
@@ -254,3 +328,34 @@ def test_config_carries_what_the_flags_of_tools_test_need(path):
         assert cfg.visualizer.type == 'UniversalVisualizer'
         # The default flip TTA replaces the last test step.
         assert cfg.test_dataloader.dataset.pipeline[-1].type == 'PackInputs'
+
+
+IWB_CONFIGS = sorted(
+    p for p in ALL_CONFIGS if osp.basename(p).startswith('iwb_'))
+# The IWB pages say: re-initialised at CIFAR and demo scale, the loaded CE
+# classifier fine-tuned at large scale (as the IWB paper does).
+IWB_FINE_TUNED = ('imagenet_lt', 'inat2018', 'places_lt')
+
+
+@pytest.mark.parametrize('path', IWB_CONFIGS, ids=_id)
+def test_iwb_config_reinitialises_or_fine_tunes_as_the_docs_say(path):
+    cfg = Config.fromfile(path)
+    stage_two = [h for h in cfg.custom_hooks if h.type == 'StageTwoHook']
+    assert len(stage_two) == 1
+    folder = osp.relpath(path, osp.join(REPO, 'configs')).split(osp.sep)[0]
+    want = [] if folder in IWB_FINE_TUNED else ['head']
+    assert list(stage_two[0].reinit_modules) == want
+
+
+def test_iwb_pages_name_both_kinds():
+    folders = {
+        osp.relpath(p, osp.join(REPO, 'configs')).split(osp.sep)[0]
+        for p in IWB_CONFIGS
+    }
+    assert folders == {'cifar_lt', 'demo', *IWB_FINE_TUNED}
+    for page in ('docs/advanced_guides/baselines.md', 'docs/method.md'):
+        with open(osp.join(REPO, page)) as f:
+            text = ' '.join(f.read().replace('**', '').split())
+        assert ('ImageNet-LT, iNaturalist 2018 and Places-LT IWB configs'
+                in text), page
+        assert 'CIFAR-LT and demo IWB configs re-initialise' in text, page

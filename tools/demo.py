@@ -684,10 +684,10 @@ def main() -> None:
             det_demo(args)
         elif args.only == 'det':
             raise SystemExit('the detection demo needs mmdet: '
-                             'pip install mmnpe[det]')
+                             'pip install -e ".[det]"')
         else:
             print('\nDetection demo skipped: mmdet is not installed '
-                  '(pip install mmnpe[det])')
+                  '(pip install -e ".[det]")')
 
 
 if __name__ == '__main__':

@@ -1,9 +1,9 @@
 # NPE-LA on ADE20K with DeepLabV3 R50-D8 (NPE paper, Table 7): a PEM with the
 # ASPP head's structure (no BN) trained on top of the frozen stock model. The
-# one training of its rows: scale_factor (alpha) only acts at inference, so
-# this config tests its checkpoint at alpha = 1 and
-# deeplabv3_ade20k_pem_aspp_test-alpha0.1.py (or tools/test.py --cfg-options
-# model.scale_factor=A) at the others.
+# one PEM of its rows: scale_factor (alpha) only acts at inference, so this
+# config trains it and tests at alpha = 1, deeplabv3_ade20k_pem_aspp_s0.1.py
+# trains it and tests at alpha = 0.1, and tools/test.py --cfg-options
+# model.scale_factor=A tests either checkpoint at any other alpha.
 _base_ = 'mmseg::deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py'
 custom_imports = dict(imports=['mmnpe'], allow_failed_imports=False)
 

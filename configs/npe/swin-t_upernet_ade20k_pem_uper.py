@@ -1,9 +1,10 @@
 # NPE-LA on ADE20K with Swin-T + UPerNet (NPE paper, Table 7): a PEM with the
 # UPerNet head's structure (no BN) trained on top of the frozen stock model.
-# The one training of its rows: scale_factor (alpha) only acts at inference,
-# so this config tests its checkpoint at alpha = 1 and
-# swin-t_upernet_ade20k_pem_uper_test-alpha0.1.py (or tools/test.py
-# --cfg-options model.scale_factor=A) at the others.
+# The one PEM of its rows: scale_factor (alpha) only acts at inference, so
+# this config trains it and tests at alpha = 1,
+# swin-t_upernet_ade20k_pem_uper_s0.1.py trains it and tests at alpha = 0.1,
+# and tools/test.py --cfg-options model.scale_factor=A tests either
+# checkpoint at any other alpha.
 _base_ = 'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'  # noqa
 custom_imports = dict(imports=['mmnpe'], allow_failed_imports=False)
 

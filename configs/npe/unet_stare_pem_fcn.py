@@ -1,9 +1,10 @@
 # NPE-LA on STARE with UNet-S5-D16 + FCN (NPE paper, Table 6): a linear PEM
 # (one 1x1 conv on the feature the decode head reads) trained on top of the
-# frozen stock model. The one training of the STARE rows: scale_factor
-# (alpha) only acts at inference, so this config tests its checkpoint at
-# alpha = 1 and unet_stare_pem_fcn_test-alpha0.2.py (or tools/test.py
-# --cfg-options model.scale_factor=A) at the others.
+# frozen stock model. The one PEM of the STARE rows: scale_factor (alpha)
+# only acts at inference, so this config trains it and tests at alpha = 1,
+# unet_stare_pem_fcn_s0.2.py trains it and tests at alpha = 0.2, and
+# tools/test.py --cfg-options model.scale_factor=A tests either checkpoint
+# at any other alpha.
 _base_ = 'mmseg::unet/unet-s5-d16_fcn_4xb4-40k_stare-128x128.py'
 custom_imports = dict(imports=['mmnpe'], allow_failed_imports=False)
 

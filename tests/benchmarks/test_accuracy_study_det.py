@@ -25,9 +25,11 @@ def test_minimal_detection_study(tmp_path):
             'repeat-factor sampling', '--det-iters', '2', '--det-pem-iters',
             '2', '--det-num-train', '20', '--det-val-per-class', '1',
             '--out-dir',
-            str(tmp_path / 'work'), '--md',
-            str(md), '--json',
-            str(js)
+            str(tmp_path / 'work'), '--det-md',
+            str(md), '--det-json',
+            str(js), '--md',
+            str(tmp_path / 'not_written.md'), '--json',
+            str(tmp_path / 'not_written.json')
         ])
     finally:
         torch.set_num_threads(threads)
@@ -53,6 +55,9 @@ def test_minimal_detection_study(tmp_path):
         assert row in table
     saved = json.loads(js.read_text())
     assert not osp.isabs(saved['settings']['det_root'])
+    # A detection-only run leaves the classification / segmentation files.
+    assert not (tmp_path / 'not_written.md').exists()
+    assert not (tmp_path / 'not_written.json').exists()
 
 
 def test_bad_detection_method_names_the_flag(capsys):

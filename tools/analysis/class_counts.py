@@ -12,6 +12,8 @@ each image once, except for detection, where an image repeated by
 as often as it is trained on.
 
     python tools/analysis/class_counts.py CONFIG --out counts.json
+
+It reads annotations and runs no model, so it has no ``--device``.
 """
 import argparse
 import json

@@ -7,7 +7,7 @@
 #   torch 2.14.1 + torchvision 0.29.1  (the only pair whose torchvision imports on these CPUs)
 #   mmcv 2.1.0 built from source with ops (no wheel exists; mmseg needs mmcv.ops)
 #   mmengine 0.10.7, mmsegmentation 1.2.2, mmpretrain 1.2.0, setuptools >=77,<82
-#   mmdet 3.3.0 + lvis 0.5.3 (the detection adapter, `pip install mmnpe[det]`;
+#   mmdet 3.3.0 + lvis 0.5.3 (the detection adapter, `pip install -e ".[det]"`;
 #   mmdet imports six, tqdm, terminaltables, shapely, pycocotools undeclared)
 #
 # The mmcv build takes 20-30 minutes on 2 cores, so its wheel is cached *outside* the

@@ -26,10 +26,10 @@ class IWBClsHead(ClassCountsMixin, LinearClsHead):
     per-sample hardness ``HC_i = (1 - cos(W_i, x)) / 2``. The KL is computed
     per sample and averaged over the batch; P is a detached target (see
     :mod:`mmnpe.functional.iwb`). Prediction is the plain linear classifier.
-    mmnpe's IWB configs re-initialise this head after loading the CE
-    checkpoint (as cRT does, so the two start alike);
-    ``StageTwoHook(reinit_modules=[])`` fine-tunes the loaded one instead,
-    as the paper does.
+    mmnpe's CIFAR-LT and demo IWB configs re-initialise this head after
+    loading the CE checkpoint (as cRT does, so the two start alike); its
+    ImageNet-LT, iNaturalist 2018 and Places-LT IWB configs fine-tune the
+    loaded one (``StageTwoHook(reinit_modules=[])``), as the paper does.
 
     - ``loss(): pre_logits() -> fc -> loss ('loss') + kl_weight *
       mean_b KL(softmax|W| || softmax P_b) ('loss_kl')``

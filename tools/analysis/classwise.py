@@ -44,9 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = build_parser()
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from mmnpe.analysis import (classwise_table, dump_json, load_per_class,
                                 plot_classwise)
     from mmnpe.functional import load_class_counts

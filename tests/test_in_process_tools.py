@@ -193,3 +193,24 @@ def test_consecutive_show_dir_runs_each_paint(tmp_path, synthetic_root):
         with open(logs[0]) as f:
             text = f.read()
         assert str(work) in text and str(works[1 - i]) not in text
+
+
+@pytest.mark.parametrize('script', [
+    'train.py', 'test.py', 'analysis/class_counts.py', 'analysis/classwise.py',
+    'analysis/label_shift.py', 'analysis/prior_recovery.py',
+    'analysis/scale_sweep.py'
+])
+def test_every_entry_point_parses_the_argv_it_is_given(script, monkeypatch,
+                                                       capsys):
+    """``main(argv)`` parses ``argv``, not the command line of the process
+    that calls it."""
+    import importlib.util
+    path = osp.join(REPO, 'tools', script)
+    spec = importlib.util.spec_from_file_location('entry_point', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr(sys, 'argv', [path, '--not-a-flag-of-any-tool'])
+    with pytest.raises(SystemExit) as exit_:
+        tool.main(['--help'])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith('usage: ')

@@ -11,7 +11,6 @@ import os
 import os.path as osp
 import re
 import shutil
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Type
 
@@ -22,7 +21,8 @@ import torch
 import torch.nn as nn
 from helpers import (random_seg_batch, tiny_runner_cfg, tiny_segmentor_cfg,
                      write_fake_cifar)
-from launch_helpers import REPO, Launch, stock_seg_checkpoint, write_config
+from launch_helpers import (REPO, run_test, run_train, stock_seg_checkpoint,
+                            write_config)
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS, DefaultScope, init_default_scope
@@ -253,10 +253,10 @@ def cifar_lt_empty_class(ctx):
     CIFAR10LT(data_root=root, imbalance_ratio=100, verify_md5=False)
 
 
-# -- tools (subprocesses, launched together once)
+# -- tools (tools/train.py and tools/test.py, each case run once)
 @pytest.fixture(scope='module')
 def tool_outputs(tmp_path_factory, synthetic_root):
-    """Launch every tool case at once; ``{id: (returncode, output)}``."""
+    """Run every tool case; ``{id: (output, returncode)}``."""
     tmp = str(tmp_path_factory.mktemp('tools'))
     cfg = tiny_runner_cfg(osp.join(tmp, 'work'), synthetic_root, max_iters=1)
     cfg['custom_imports'] = dict(imports=['mmnpe'], allow_failed_imports=False)
@@ -275,31 +275,14 @@ def tool_outputs(tmp_path_factory, synthetic_root):
             osp.join(tmp, 'apex.py'),
             base,
             optim_wrapper=dict(type='ApexOptimWrapper')))
-    tools = osp.join(REPO, 'tools')
+    w = {i: osp.join(tmp, f'w{i}') for i in range(1, 5)}
     launches = dict(
-        tool_unknown_transform=Launch([
-            sys.executable,
-            osp.join(tools, 'train.py'), configs['typo'], '--work-dir',
-            osp.join(tmp, 'w1')
-        ], 240),
-        tool_amp_other_wrapper=Launch([
-            sys.executable,
-            osp.join(tools, 'train.py'), configs['apex'], '--amp',
-            '--work-dir',
-            osp.join(tmp, 'w2')
-        ], 240),
-        tool_tta_without_config=Launch([
-            sys.executable,
-            osp.join(tools, 'test.py'), base,
-            osp.join(tmp, 'none.pth'), '--tta', '--work-dir',
-            osp.join(tmp, 'w3')
-        ], 240),
-        tool_checkpoint_missing=Launch([
-            sys.executable,
-            osp.join(tools, 'test.py'), base,
-            osp.join(tmp, 'no_such.pth'), '--work-dir',
-            osp.join(tmp, 'w4')
-        ], 240),
+        tool_unknown_transform=run_train(configs['typo'], w[1]),
+        tool_amp_other_wrapper=run_train(configs['apex'], w[2], '--amp'),
+        tool_tta_without_config=run_test(base, osp.join(tmp, 'none.pth'), w[3],
+                                         '--tta'),
+        tool_checkpoint_missing=run_test(base, osp.join(tmp, 'no_such.pth'),
+                                         w[4]),
     )
     return {
         name: (launch.wait(check=False), launch.returncode)

@@ -1,9 +1,10 @@
 """Which checkpoints tools/train.py and tools/test.py accept, as a user runs
-them (subprocesses): every checkpoint mmpretrain's / mmseg's own tools
-accept for the same config, refusing only what would load silently wrong.
-The check runs after the model's own load hooks, so count buffers that take
-their shape when loaded, and ViT position tables resized by the backbone,
-are not "of another shape"."""
+them (their ``main(argv)``, from a fresh interpreter's state): every
+checkpoint mmpretrain's / mmseg's own tools accept for the same config,
+refusing only what would load silently wrong. The check runs after the
+model's own load hooks, so count buffers that take their shape when loaded,
+and ViT position tables resized by the backbone, are not "of another
+shape"."""
 import os.path as osp
 import re
 import shutil

@@ -67,8 +67,8 @@ def test_resume_is_exact_and_seeds_decide(name, tmp_path, synthetic_root):
     def final(run):
         return state_dict(osp.join(work(run), ckpt.format(2 * n)))
 
-    # Independent runs in parallel: the first half of the resumed run, an
-    # uninterrupted run, the same again, and another seed.
+    # Independent runs: the first half of the resumed run, an uninterrupted
+    # run, the same again, and another seed.
     first = run_train(config, work('resumed'), '--resume', '--cfg-options',
                       f'{length}={n}')
     runs = {

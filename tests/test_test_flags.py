@@ -1,21 +1,20 @@
 """Every flag of tools/test.py works on the repo's own configs: ``--show-dir``
 (painted images), ``--show-dir`` with ``--out`` (mmseg: prediction PNGs) and
 ``--tta`` (mmseg's SegTTAModel / mmpretrain's flip TTA) on the demo configs,
-through tools/test.py as a user runs it, with a checkpoint saved here; and
-LongTailAccuracy's Many / Medium / Few from the training set's counts
-(ClassCountsHook) equal those from explicitly given counts."""
+through tools/test.py as a user runs it (its ``main(argv)`` in this
+process), with a checkpoint saved here; and LongTailAccuracy's Many /
+Medium / Few from the training set's counts (ClassCountsHook) equal those
+from explicitly given counts."""
 import glob
 import json
-import os
 import os.path as osp
 import pickle
-import subprocess
-import sys
 
 import mmcv
 import numpy as np
 import pytest
 import torch
+from launch_helpers import run_tool
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
@@ -36,20 +35,9 @@ SMALL_CLS = [
 
 
 def _test_py(*args) -> str:
-    """tools/test.py in a fresh interpreter, this checkout first on the
-    path; its output."""
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(
-        p for p in (REPO, env.get('PYTHONPATH')) if p)
-    out = subprocess.run(
-        [sys.executable,
-         osp.join(REPO, 'tools', 'test.py'), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out.stdout + out.stderr
+    """tools/test.py as a user runs it (its ``main(argv)`` in this process,
+    from a fresh interpreter's state); its output."""
+    return run_tool('test.py', args).wait()
 
 
 def _save(model, path) -> str:

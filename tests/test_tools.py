@@ -1,25 +1,23 @@
-"""tools/train.py and tools/test.py end to end, with mmseg's flags."""
+"""tools/train.py and tools/test.py end to end, with mmseg's flags. The
+first test is the subprocess smoke of both tools (a fresh interpreter, as a
+user runs them) next to their ``main(argv)`` in the test process, which the
+other tests and test files use (``launch_helpers.run_tool``)."""
 import glob
 import os.path as osp
-import subprocess
 import sys
 
 import mmcv
 import numpy as np
 from helpers import tiny_runner_cfg
+from launch_helpers import run_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def _run(script, *args):
-    out = subprocess.run(
-        [sys.executable,
-         osp.join(REPO, 'tools', script), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out.stdout + out.stderr
+def _run(script, *args, in_process=False):
+    """``python tools/SCRIPT ARGS...`` (by default in a fresh interpreter);
+    its output."""
+    return run_tool(script, args, in_process=in_process).wait()
 
 
 def test_train_then_test_with_scale_override_and_show_dir(
@@ -36,11 +34,20 @@ def test_train_then_test_with_scale_override_and_show_dir(
     assert ckpt.exists()
 
     preds = {}
+    # alpha 0 in a fresh interpreter, 1000 in this process.
     for alpha in (0.0, 1000.0):
         out_dir = tmp_path / f'out_{alpha:g}'
-        log = _run('test.py', config, ckpt, '--work-dir',
-                   tmp_path / f'test_{alpha:g}', '--out', out_dir,
-                   '--cfg-options', f'model.scale_factor={alpha}')
+        log = _run(
+            'test.py',
+            config,
+            ckpt,
+            '--work-dir',
+            tmp_path / f'test_{alpha:g}',
+            '--out',
+            out_dir,
+            '--cfg-options',
+            f'model.scale_factor={alpha}',
+            in_process=alpha > 0)
         assert 'mIoU' in log
         files = sorted(glob.glob(str(out_dir / '*.png')))
         assert len(files) == 2  # one prediction per validation image
@@ -50,8 +57,15 @@ def test_train_then_test_with_scale_override_and_show_dir(
     assert not np.array_equal(preds[0.0], preds[1000.0])
 
     show = tmp_path / 'show'
-    _run('test.py', config, ckpt, '--work-dir', tmp_path / 'test_show',
-         '--show-dir', show)
+    _run(
+        'test.py',
+        config,
+        ckpt,
+        '--work-dir',
+        tmp_path / 'test_show',
+        '--show-dir',
+        show,
+        in_process=True)
     painted = glob.glob(str(show / '**' / '*.png'), recursive=True)
     assert len(painted) == 2
 
@@ -81,9 +95,11 @@ def test_cls_test_dumps_predictions_metrics_and_paints_like_mmpretrain(
     ]
 
     show = tmp_path / 'show'
-    log = _run('test.py', config, ckpt, '--work-dir', tmp_path / 'w1', '--out',
-               tmp_path / 'pred.pkl', '--show-dir', show, '--interval', 10,
-               '--cfg-options', *small)
+    log = run_tool('test.py', [
+        config, ckpt, '--work-dir', tmp_path / 'w1', '--out',
+        tmp_path / 'pred.pkl', '--show-dir', show, '--interval', 10,
+        '--cfg-options', *small
+    ]).wait()
     assert 'lt/top1' in log
     with open(tmp_path / 'pred.pkl', 'rb') as f:
         preds = pickle.load(f)
@@ -94,9 +110,10 @@ def test_cls_test_dumps_predictions_metrics_and_paints_like_mmpretrain(
     assert painted == ['0_0.png', '10_0.png', '20_0.png']
     assert mmcv.imread(str(show / '0_0.png')).shape == (64, 64, 3)
 
-    _run('test.py', config, ckpt, '--work-dir', tmp_path / 'w2', '--out',
-         tmp_path / 'metrics.pkl', '--out-item', 'metrics', '--cfg-options',
-         small[0])
+    run_tool('test.py', [
+        config, ckpt, '--work-dir', tmp_path / 'w2', '--out', tmp_path /
+        'metrics.pkl', '--out-item', 'metrics', '--cfg-options', small[0]
+    ]).wait()
     with open(tmp_path / 'metrics.pkl', 'rb') as f:
         metrics = pickle.load(f)
     correct = [int(p['pred_label']) == int(p['gt_label']) for p in preds]

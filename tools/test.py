@@ -67,8 +67,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[List[str]] = None) -> None:
+    """Test as ``python tools/test.py ARGV...`` does (default: the
+    command line)."""
+    args = parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     cfg = Config.fromfile(args.config)
     scope = cfg.get('default_scope')

@@ -3,6 +3,7 @@ import argparse
 import logging
 import os
 import os.path as osp
+from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
@@ -10,7 +11,8 @@ from mmengine.logging import print_log
 from mmnpe.engine import build_runner, error_hints, resolve_resume
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The flags of ``argv`` (default: the command line)."""
     parser = argparse.ArgumentParser(description='Train a model with mmnpe')
     parser.add_argument('config', help='config file path')
     parser.add_argument('--work-dir', help='folder for logs and checkpoints')
@@ -42,13 +44,15 @@ def parse_args() -> argparse.Namespace:
         help='job launcher')
     # torch.distributed.launch passes --local-rank (torch >= 2.0).
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[List[str]] = None) -> None:
+    """Train as ``python tools/train.py ARGV...`` does (default: the
+    command line)."""
+    args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:

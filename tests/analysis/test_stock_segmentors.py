@@ -16,16 +16,14 @@ import glob
 import json
 import math
 import os.path as osp
-import subprocess
-import sys
 
 import mmcv
 import numpy as np
 import pytest
 import torch
-from analysis_helpers import (AREAS, REPO, perturbed_state, save_checkpoint,
+from analysis_helpers import (AREAS, perturbed_state, save_checkpoint,
                               separate_evaluation)
-from launch_helpers import tool_env
+from launch_helpers import run_tool
 from mmseg.registry import MODELS
 from stock_config_helpers import (DANET, ENCNET, OCRNET, stock_twin_cfg,
                                   tiny_stock_runner_cfg)
@@ -209,14 +207,9 @@ def test_prior_recovery_gives_finite_statistics(stock_cases, case,
 
 
 def _run_tool(script, *args):
-    out = subprocess.run(
-        [sys.executable,
-         osp.join(REPO, 'tools', 'analysis', script), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=tool_env())
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    """``tools/analysis/SCRIPT ARGS...`` (its ``main(argv)`` in this
+    process, from a fresh interpreter's state)."""
+    run_tool(osp.join('analysis', script), args).wait()
 
 
 def test_command_lines_run_on_a_cascade(stock_cases, tmp_path):

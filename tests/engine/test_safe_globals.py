@@ -1,15 +1,9 @@
-import os.path as osp
-import subprocess
-import sys
-
 import pytest
 import torch
 from helpers import tiny_runner_cfg
+from launch_helpers import run_train
 
 import mmnpe  # noqa: F401
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TRAIN = osp.join(REPO, 'tools', 'train.py')
 
 
 def test_checkpoint_loads_with_weights_only_default(tmp_path):
@@ -43,16 +37,7 @@ def test_train_two_iterations_then_resume_to_four(tmp_path, synthetic_root):
     work = tmp_path / 'work'
 
     def run(*extra):
-        out = subprocess.run([
-            sys.executable, TRAIN,
-            str(config), '--work-dir',
-            str(work), *extra
-        ],
-                             capture_output=True,
-                             text=True,
-                             cwd=REPO)
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-        return out.stdout + out.stderr
+        return run_train(str(config), str(work), *extra).wait()
 
     run()
     assert (work / 'iter_2.pth').exists()

@@ -21,7 +21,7 @@ import json
 from mmengine.config import Config, DictAction
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Images or pixels per class of a training data set')
     parser.add_argument('config', help='config file path')
@@ -37,11 +37,11 @@ def parse_args() -> argparse.Namespace:
         action=DictAction,
         help='override config keys, e.g. '
         'train_dataloader.dataset.data_root=data/stare')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv=None) -> None:
+    args = parse_args(argv)
     import mmnpe  # noqa: F401  (registers the components)
     from mmnpe.engine import (build_counting_dataset, count_dataset_classes,
                               write_class_counts)

@@ -80,9 +80,9 @@ def _config_counts(config, cfg_options, classes) -> list:
     return counted['counts']
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = build_parser()
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.config and args.class_counts:
         parser.error('--config and --class-counts both give the class '
                      'counts: pass one of them')

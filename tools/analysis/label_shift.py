@@ -89,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = build_parser()
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from mmnpe.analysis import (dump_json, label_shift, plot_label_shift,
                                 target_prior_record)
     if args.val == 'none' and (args.calibration != 'none'

@@ -19,7 +19,7 @@ from mmengine.config import DictAction
 from mmengine.logging import print_log
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Compare the NPE estimate with the log class frequency')
     parser.add_argument('config', help='config file of the trained model')
@@ -43,11 +43,11 @@ def parse_args() -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='override config keys, as in tools/test.py')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv=None) -> None:
+    args = parse_args(argv)
     from mmnpe.analysis import dump_json, plot_prior_recovery, prior_recovery
     out_dir = args.out_dir or osp.join(
         'work_dirs', 'analysis',

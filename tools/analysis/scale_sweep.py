@@ -53,9 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = build_parser()
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from mmnpe.analysis import (check_scales, dump_json, plot_scale_sweep,
                                 scale_sweep)
     try:

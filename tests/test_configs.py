@@ -295,7 +295,7 @@ def test_all_config_folders_are_covered():
         'baselines', 'cifar_lt', 'demo', 'imagenet_lt', 'inat2018', 'lvis',
         'npe', 'places_lt'
     }
-    assert len(ALL_CONFIGS) == 216
+    assert len(ALL_CONFIGS) == 217
 
 
 @pytest.mark.parametrize('path', ALL_CONFIGS, ids=_id)

@@ -698,3 +698,27 @@ def test_terms_are_glossed_where_they_first_appear(page):
         pattern = re.compile(r'(?<![\w-])' + re.escape(term) + r'(?![\w-])')
         first = next(p for p in paragraphs if pattern.search(p))
         assert gloss in ' '.join(first.split()), (page, term, first[:200])
+
+
+def test_benchmarks_page_lists_every_line_and_names_each_machine():
+    """benchmarks/README.md's list has every line bench_npe.py runs, and
+    every table of results sits under a heading naming its machine."""
+    import runpy
+    bench = runpy.run_path(
+        osp.join(REPO, 'benchmarks', 'bench_npe.py'), run_name='bench')
+    page = _read('benchmarks/README.md')
+    listed = page.split('## Results by machine', 1)[0]
+    missing = [
+        n for n in bench['BENCHES'] if f'`{n}`' not in listed
+        and not (n.startswith('mem_') and '`mem_*`' in listed)
+    ]
+    assert not missing, f'benchmarks/README.md does not list {missing}'
+    heading = None
+    for _, line in prose_lines(page):
+        match = HEADING.match(line)
+        if match:
+            heading = match.group(2)
+        elif line.startswith('| measure |') or line.startswith('| C, K |') \
+                or line.startswith('| C | K |'):
+            # a results table: under the heading of one named machine
+            assert heading and heading.startswith('Machine: '), (heading, line)

@@ -293,6 +293,16 @@ def _exit_code(err: SystemExit) -> int:
     return 1
 
 
+def _launcher(argv: Sequence[str]) -> str:
+    """The ``--launcher`` of a tool's ``argv`` (its default: none)."""
+    for i, arg in enumerate(argv):
+        if arg.startswith('--launcher='):
+            return arg.split('=', 1)[1]
+        if arg == '--launcher' and i + 1 < len(argv):
+            return argv[i + 1]
+    return 'none'
+
+
 def _tool_path(script: str) -> str:
     return script if osp.isabs(script) else osp.join(TOOLS, script)
 
@@ -330,9 +340,9 @@ def run_tool(script: str,
         launch = Launch(cmd, timeout)
         output = launch.wait(check=False)
         return ToolRun(cmd, launch.returncode, output)
-    if '--launcher' in argv and argv[argv.index('--launcher') +
-                                     1:][:1] != ['none']:
-        raise ValueError(f'run_tool({script!r}): a distributed --launcher '
+    launcher = _launcher(argv)
+    if launcher != 'none':
+        raise ValueError(f'run_tool({script!r}): --launcher {launcher} '
                          'needs processes of its own (in_process=False, or '
                          'run_dist_train / run_dist_test), got argv '
                          f'{argv}')

@@ -156,9 +156,10 @@ def test_exit_codes_and_tracebacks_are_the_interpreters(probe):
 
 
 def test_a_distributed_launcher_is_refused_in_process():
-    with pytest.raises(
-            ValueError, match='a distributed --launcher needs processes'):
-        run_tool('train.py', ['cfg.py', '--launcher', 'pytorch'])
+    for argv in (['--launcher', 'pytorch'], ['--launcher=slurm']):
+        with pytest.raises(ValueError, match='needs processes of its own'):
+            run_tool('train.py', ['cfg.py', *argv])
+    assert run_tool('train.py', ['--launcher', 'none']).returncode == 2
 
 
 def test_a_run_past_its_time_limit_fails_with_its_log(tmp_path):

@@ -178,13 +178,15 @@ def _fresh_process_state(script: str, argv: Sequence[str]) -> Iterator[None]:
     Reset for the run and restored after it: mmengine's global instances
     (default scope, message hubs, loggers, visualizers: a second run would
     otherwise get the first one's visualizer, with its save_dir, or its
-    logger and log file), torch / numpy / Python random states and torch's
-    deterministic and thread settings, the working directory (the
-    repository, as :class:`Launch`), ``sys.argv``, ``sys.path`` (the
-    script's folder first, then as :func:`tool_env`), the environment
-    (:func:`tool_env`'s, and whatever the tool sets), the multiprocessing
-    start method and OpenCV's threads (mmengine sets both), the warning
-    filters (a fresh interpreter's, warnings printed) and the root logger.
+    logger and log file), torch / numpy / Python random states, torch's
+    deterministic, thread, default-dtype and grad-mode settings, the working
+    directory (the repository, as :class:`Launch`), ``sys.argv``,
+    ``sys.path`` (the script's folder first, then as :func:`tool_env`), the
+    environment (:func:`tool_env`'s, and whatever the tool sets), the
+    multiprocessing start method and OpenCV's threads (mmengine sets both),
+    the warning filters (a fresh interpreter's, warnings printed) and the
+    root logger. Not reset: imported modules and what they registered (a
+    fresh interpreter imports the same ones).
     The loggers the run created are closed (their log files).
     """
     import cv2
@@ -198,6 +200,7 @@ def _fresh_process_state(script: str, argv: Sequence[str]) -> Iterator[None]:
     cudnn = (torch.backends.cudnn.benchmark,
              torch.backends.cudnn.deterministic)
     threads = torch.get_num_threads()
+    dtype, grad = torch.get_default_dtype(), torch.is_grad_enabled()
     start_method = multiprocessing.get_start_method(allow_none=True)
     cv2_threads = cv2.getNumThreads()
     root = logging.getLogger()
@@ -221,6 +224,8 @@ def _fresh_process_state(script: str, argv: Sequence[str]) -> Iterator[None]:
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = False
     torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
+    torch.set_default_dtype(torch.float32)
+    torch.set_grad_enabled(True)
     try:
         with warnings.catch_warnings():
             warnings.resetwarnings()
@@ -249,6 +254,8 @@ def _fresh_process_state(script: str, argv: Sequence[str]) -> Iterator[None]:
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic \
             = cudnn
         torch.set_num_threads(threads)
+        torch.set_default_dtype(dtype)
+        torch.set_grad_enabled(grad)
         multiprocessing.set_start_method(start_method, force=True)
         cv2.setNumThreads(cv2_threads)
         root.setLevel(root_state[0])
@@ -284,6 +291,16 @@ def _exit_code(err: SystemExit) -> int:
         return err.code
     print(err.code, file=sys.stderr)
     return 1
+
+
+def _launcher(argv: Sequence[str]) -> str:
+    """The ``--launcher`` of a tool's ``argv`` (its default: none)."""
+    for i, arg in enumerate(argv):
+        if arg.startswith('--launcher='):
+            return arg.split('=', 1)[1]
+        if arg == '--launcher' and i + 1 < len(argv):
+            return argv[i + 1]
+    return 'none'
 
 
 def _tool_path(script: str) -> str:
@@ -323,9 +340,9 @@ def run_tool(script: str,
         launch = Launch(cmd, timeout)
         output = launch.wait(check=False)
         return ToolRun(cmd, launch.returncode, output)
-    if '--launcher' in argv and argv[argv.index('--launcher') +
-                                     1:][:1] != ['none']:
-        raise ValueError(f'run_tool({script!r}): a distributed --launcher '
+    launcher = _launcher(argv)
+    if launcher != 'none':
+        raise ValueError(f'run_tool({script!r}): --launcher {launcher} '
                          'needs processes of its own (in_process=False, or '
                          'run_dist_train / run_dist_test), got argv '
                          f'{argv}')

@@ -44,6 +44,8 @@ def main(argv=None):
         torch_first=torch.rand(1).item(),
         threads=torch.get_num_threads(),
         deterministic=torch.are_deterministic_algorithms_enabled(),
+        dtype=str(torch.get_default_dtype()),
+        grad=torch.is_grad_enabled(),
         instances=sum(
             len(cls._instance_dict)
             for cls in (DefaultScope, MessageHub, MMLogger, Visualizer)))
@@ -56,6 +58,8 @@ def main(argv=None):
     random.seed(1)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
+    torch.set_grad_enabled(False)
     init_default_scope('mmpretrain')
     MessageHub.get_instance('probe_hub')
     Visualizer.get_instance('probe_vis')
@@ -91,6 +95,8 @@ def _global_state():
              random.getstate()),
         deterministic=torch.are_deterministic_algorithms_enabled(),
         threads=torch.get_num_threads(),
+        dtype=torch.get_default_dtype(),
+        grad=torch.is_grad_enabled(),
         instances={
             cls: dict(cls._instance_dict)
             for cls in (DefaultScope, MessageHub, MMLogger, Visualizer)
@@ -104,6 +110,7 @@ def _same(a, b):
     assert a['rng'][1:] == b['rng'][1:]
     assert a['deterministic'] == b['deterministic']
     assert a['threads'] == b['threads']
+    assert a['dtype'] == b['dtype'] and a['grad'] == b['grad']
     assert a['instances'] == b['instances']
 
 
@@ -112,9 +119,10 @@ def test_a_run_starts_fresh_and_leaves_the_process_as_it_was(probe):
     DefaultScope.get_instance('left_by_a_test', scope_name='mmseg')
     MessageHub.get_instance('left_by_a_test')
     torch.manual_seed(5)
-    before = _global_state()
-    runs = [run_tool(probe, ['a', 1]) for _ in range(2)]
-    _same(before, _global_state())
+    with torch.no_grad():
+        before = _global_state()
+        runs = [run_tool(probe, ['a', 1]) for _ in range(2)]
+        _same(before, _global_state())
     first, second = (_state(run.wait()) for run in runs)
     # What a fresh `python PROBE a 1` from the repository sees.
     assert first == second
@@ -122,6 +130,7 @@ def test_a_run_starts_fresh_and_leaves_the_process_as_it_was(probe):
     assert first['cwd'] == REPO and first['path0'] == osp.dirname(probe)
     assert first['omp'] == '1' and first['threads'] == 1
     assert first['probe_env'] is None and not first['deterministic']
+    assert first['dtype'] == 'torch.float32' and first['grad']
     assert first['instances'] == 0
     torch.manual_seed(67280421310721)  # torch's first seed in a new process
     assert first['torch_first'] == torch.rand(1).item()
@@ -147,9 +156,10 @@ def test_exit_codes_and_tracebacks_are_the_interpreters(probe):
 
 
 def test_a_distributed_launcher_is_refused_in_process():
-    with pytest.raises(
-            ValueError, match='a distributed --launcher needs processes'):
-        run_tool('train.py', ['cfg.py', '--launcher', 'pytorch'])
+    for argv in (['--launcher', 'pytorch'], ['--launcher=slurm']):
+        with pytest.raises(ValueError, match='needs processes of its own'):
+            run_tool('train.py', ['cfg.py', *argv])
+    assert run_tool('train.py', ['--launcher', 'none']).returncode == 2
 
 
 def test_a_run_past_its_time_limit_fails_with_its_log(tmp_path):

@@ -35,7 +35,9 @@ benchmark: $(STAMP)
 	$(PY) benchmarks/bench_npe.py
 
 # The accuracy study (~25 min on 2 cores): writes benchmarks/accuracy_study.md
-# and .json and copies the table into docs/results.md.
+# and .json (and, with mmdet, benchmarks/detection_study.md and .json), each
+# JSON with its commit, command and machine, and copies the table into
+# docs/results.md.
 study: $(STAMP)
 	$(PY) benchmarks/accuracy_study.py --workers 2 --doc docs/results.md
 

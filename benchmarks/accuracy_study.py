@@ -1424,9 +1424,10 @@ def label_shift_main(args: argparse.Namespace,
         seg_num_val=args.seg_num_val)
     if args.shift_rhos:
         settings['shift_rhos'] = args.shift_rhos
+    prov = provenance(argv)  # the code as the run starts
     result = run_label_shift_study(settings, osp.abspath(args.out_dir),
                                    args.workers)
-    result['provenance'] = provenance(argv)
+    result['provenance'] = prov
     table = ls_markdown(result)
     with open(args.ls_json, 'w') as f:
         json.dump(_portable(result, args.out_dir), f, indent=1)
@@ -1569,8 +1570,9 @@ def main(argv=None) -> dict:
         seg_pem_iters=args.seg_pem_iters,
         seg_num_train=args.seg_num_train,
         seg_num_val=args.seg_num_val)
+    prov = provenance(argv)  # the code as the run starts
     result = run_study(settings, osp.abspath(args.out_dir), args.workers)
-    result['provenance'] = provenance(argv)
+    result['provenance'] = prov
     ran = dict(
         cls=bool(settings['cls_methods']),
         seg=bool(settings['seg_methods']),

@@ -1073,12 +1073,14 @@ def _ls_cls_evaluate(job: dict, method: str, config: str, ckpt: str,
                      opts: dict) -> List[dict]:
     """One pass over each half of the test split, then every shift on the
     cached logits."""
+    import torch
     from mmengine.config import Config
 
     from mmnpe.analysis import (build_model, collect_logits,
                                 evaluate_label_shift, load_config)
     from mmnpe.analysis.builder import (build_dataloader, build_dataset,
                                         classification_train_counts)
+    from mmnpe.analysis.label_shift import logits_prior
     from mmnpe.cls.datasets import label_shift_indices
     cfg = load_config(config, opts)
     model = build_model(cfg, ckpt)
@@ -1094,6 +1096,13 @@ def _ls_cls_evaluate(job: dict, method: str, config: str, ckpt: str,
     # Counted over the training set, as ClassCountsHook gives them to
     # LongTailAccuracy (the held-out split's metainfo knows no rho).
     train_counts = classification_train_counts(cfg)
+    counts = torch.tensor(train_counts, dtype=torch.float64)
+    # What the cached logits hold under, for the row of the target_prior
+    # key's Bayes rule (uniform for NPE-LA / LA at full strength); a CE
+    # model has no such key, so no such row.
+    prior, note = logits_prior(model, counts / counts.sum())
+    if method == CLS_CE:
+        prior = None
     records = []
     for name, rho, direction in _ls_shifts(job):
         target = pool
@@ -1103,7 +1112,12 @@ def _ls_cls_evaluate(job: dict, method: str, config: str, ckpt: str,
                                           job['shift_seed'])
             target = pool.select(keep)
         result = evaluate_label_shift(
-            target, val, ('em', 'bbse'), 'bcts', train_counts=train_counts)
+            target,
+            val, ('em', 'bbse'),
+            'bcts',
+            train_counts=train_counts,
+            logits_prior=prior,
+            logits_prior_note=note)
         records.append(
             _ls_record('cls', f'DigitsLT rho={job["rho"]:g}', method,
                        job['seed'], name, result))

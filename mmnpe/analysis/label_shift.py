@@ -3,28 +3,37 @@ unlabelled target data and evaluate the adapted predictions, one inference
 pass per split.
 
 The model runs once over a labelled validation split and once over the
-target split; the logits it predicts from (NPE-LA / post-hoc LA: the
-corrected logits at the model's scale factor, for a uniform prior; any
-other classifier or segmentor: its plain logits) are cached
+target split, in eval mode; the logits it predicts from (NPE-LA / post-hoc
+LA: the corrected logits at the model's scale factor, for a uniform prior;
+any other classifier or segmentor: its plain logits) are cached
 (:class:`LogitCache`), and everything else happens on the cache
 (:func:`evaluate_label_shift`): calibration on the validation logits
-(BCTS, temperature, none), the source prior (the mean calibrated
-validation posterior), the target prior by EM and / or BBSE, and the
-metrics of the predictions for the uniform, estimated and true (oracle)
-target priors (docs/user_guides/label_shift.md).
+(BCTS, temperature, none), the source prior, the target prior by EM and /
+or BBSE, and the metrics of the predictions for the uniform, estimated and
+true (oracle) target priors (docs/user_guides/label_shift.md).
+
+The source prior ``pi_s`` is the prior the scores given to EM hold under:
+after BCTS the validation labels' prior (the mean calibrated validation
+posterior); after a temperature alone or no calibration the prior the
+model's logits target (:func:`logits_prior`): the training prior for a
+plain model, uniform for NPE-LA and post-hoc LA at full correction,
+``pi_train^(1 - tau)`` for post-hoc LA at ``tau``. NPE-LA at a partial
+``scale_factor`` leaves a per-sample prior there, and a stock segmentor's
+training pixel prior is not known to the tool (give ``source_prior``);
+those are refused without BCTS. Which one was used is logged and saved.
 
 Segmentation estimates **one** pixel prior for the whole target split
 (per-image EM drives the classes absent from an image to zero). Pixels are
 cached at label resolution through the segmentor's own ``predict`` path
 (whole or slide inference as ``test_cfg`` says, the logits
-``tools/test.py`` takes the argmax of). When the split has more than
-``max_pixels`` pixels, every image contributes the same number of pixels,
-drawn uniformly by one generator seeded with ``seed`` in data-loader order;
-estimation and metrics then run on that sample (the oracle prior is still
-counted over every labelled pixel). EM and BBSE see every cached target
-pixel (their labels unused, ignored ones included); metrics and the oracle
-prior count the labelled, not ignored ones. With every pixel cached the
-metrics are those of mmseg's :class:`IoUMetric` on the same predictions.
+``tools/test.py`` takes the argmax of); ignored pixels are dropped from
+every cache, so they enter neither EM, nor the source prior, nor the
+oracle, nor the metrics. When the split has more than ``max_pixels``
+pixels, every image contributes the same fraction of its pixels, drawn on
+the device by one generator seeded with ``seed`` in data-loader order
+(pixel-weighted like the oracle prior, which is still counted over every
+labelled pixel). With every pixel cached the metrics are those of mmseg's
+:class:`IoUMetric` on the same predictions.
 """
 import copy
 import logging
@@ -45,7 +54,11 @@ from mmnpe.functional import (adjust_to_prior, bbse_prior, check_calibration,
                               check_method, em_prior,
                               expected_calibration_error, fit_calibration,
                               identity_calibration, mean_posterior)
-from mmnpe.functional.label_shift import LabelShiftConvergenceWarning
+from mmnpe.functional.class_counts import check_class_counts
+from mmnpe.functional.label_shift import (CONFUSIONS, PRIOR_FLOOR,
+                                          LabelShiftConvergenceWarning,
+                                          check_prior, floor_prior,
+                                          load_target_prior)
 from .builder import (build_dataloader, build_model,
                       classification_train_counts, eval_dataloader_cfg,
                       find_metric, load_config)
@@ -62,6 +75,7 @@ ROW_LABELS = dict(
     oracle='true target prior',
     oracle_uncalibrated='true target prior, uncalibrated (target_prior key)')
 DEFAULT_MAX_PIXELS = 1_000_000
+DEFAULT_MAX_CACHE_BYTES = 8 * 2**30
 SPLITS = ('val', 'test')
 
 
@@ -77,7 +91,10 @@ class LogitCache:
         num_images (int): Images the model ran on.
         label_counts (Tensor | None): Labelled samples / pixels per class
             over the whole split (before any pixel subsampling), (C,) int64.
-        ignore_index (int | None): Label of pixels that are not evaluated.
+        ignore_index (int | None): Label of pixels that are not evaluated
+            (none of them is cached).
+        pixels_per_image (list[int] | None): Segmentation: cached pixels of
+            each image, in loader order.
     """
     task: str
     logits: Tensor
@@ -85,6 +102,7 @@ class LogitCache:
     num_images: int
     label_counts: Optional[Tensor] = None
     ignore_index: Optional[int] = None
+    pixels_per_image: Optional[List[int]] = None
 
     @property
     def num_classes(self) -> int:
@@ -136,80 +154,188 @@ def _check_max_pixels(max_pixels: Optional[int]) -> None:
                          f'pixel), got {max_pixels!r}')
 
 
-@torch.no_grad()
-def collect_logits(model: nn.Module,
-                   dataloader,
-                   max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
-                   seed: int = 0,
-                   ignore_index: int = 255,
-                   progress: bool = False) -> LogitCache:
-    """One pass of ``model`` over ``dataloader``, caching its logits.
+def logits_prior(model: nn.Module,
+                 train_prior: Optional[Tensor] = None) -> tuple:
+    """The prior the logits :func:`collect_logits` caches hold under (for a
+    uniform ``target_prior``), as far as the model says.
 
-    The model predicts for a uniform prior during the pass (its
-    ``target_prior`` is restored afterwards).
+    - NPE-LA (``scale_factor`` alpha = 1) and post-hoc LA at ``tau = 1``:
+      uniform (the training prior removed);
+    - post-hoc LA at ``tau``: ``pi_train^(1 - tau)``, normalised, from its
+      counts;
+    - a plain model (no correction, ``num_pems=0``, or alpha = 0): the
+      training prior ``train_prior``, if given;
+    - NPE-LA at 0 < alpha != 1: ``exp((1 - alpha) * eta)``, a prior per
+      sample, which no single vector describes: unknown.
 
     Args:
-        model (nn.Module): A built classifier or segmentor in eval mode.
+        model (nn.Module): A built classifier or segmentor.
+        train_prior (Tensor, optional): The training prior (images or pixels
+            per class, normalised), (C,).
+
+    Returns:
+        tuple[Tensor | None, str]: The prior, float64 (C,), or None, and a
+        sentence saying what it is (or why it is unknown).
+    """
+    _, holder = model_task(model)
+    corrects = (
+        hasattr(holder, 'scale_factor')
+        and callable(getattr(holder, 'estimate_prior', None))
+        and getattr(holder, 'num_pems', None) != 0)
+    scale = float(getattr(holder, 'scale_factor', 0.0)) if corrects else 0.0
+    name = type(holder).__name__
+    if corrects and scale == 1:
+        c = (
+            model.out_channels
+            if hasattr(model, 'decode_head') else holder.num_classes)
+        return (torch.full((c, ), 1.0 / c, dtype=torch.float64),
+                f'uniform ({name} removes the training prior at full '
+                'strength)')
+    if corrects and callable(getattr(holder, 'log_class_prior', None)):
+        log_p = (1 - scale) * holder.log_class_prior()
+        prior = torch.softmax(log_p, dim=0)
+        return prior, (f'the training prior to the power 1 - tau = '
+                       f'{1 - scale:g} ({name} at tau={scale:g}, from its '
+                       'class_counts)')
+    if corrects and scale != 0:
+        return None, (f'{name} at scale_factor={scale:g} leaves a prior of '
+                      f'exp({1 - scale:g} * eta) in its logits, different '
+                      'for every sample, which no single source prior '
+                      'describes; use --calibration bcts (its bias absorbs '
+                      'most of it) or model.scale_factor=1')
+    what = ('no prior correction'
+            if not corrects else 'scale_factor=0 (no correction)')
+    if train_prior is None:
+        return None, (f'{name} has {what}, so its logits hold under the '
+                      'training prior, which is not known here (pass '
+                      'source_prior: the training class counts, e.g. the '
+                      'JSON tools/analysis/class_counts.py writes)')
+    return (torch.as_tensor(train_prior, dtype=torch.float64),
+            f'the training prior ({name} has {what})')
+
+
+def _train_mode_restored(model: nn.Module):
+    """Put ``model`` in eval mode; return what restores every submodule's
+    own mode."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+
+    def restore():
+        for m, training in modes:
+            m.training = training
+
+    return restore
+
+
+@torch.no_grad()
+def collect_logits(
+        model: nn.Module,
+        dataloader,
+        max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
+        seed: int = 0,
+        ignore_index: int = 255,
+        progress: bool = False,
+        max_cache_bytes: float = DEFAULT_MAX_CACHE_BYTES) -> LogitCache:
+    """One pass of ``model`` over ``dataloader``, caching its logits.
+
+    The pass runs in eval mode (dropout off, batch-norm running statistics:
+    in training mode two passes over the same data disagree and EM finds a
+    shift that is not there); every submodule's own mode is restored
+    afterwards, and so is the model's ``target_prior`` (the model predicts
+    for a uniform prior during the pass).
+
+    Segmentation caches the pixels with a label that is evaluated (ignored
+    pixels are dropped; every pixel of an unlabelled split). When
+    ``max_pixels`` is given, every image contributes the same **fraction**
+    ``f`` of its pixels, ``f = max_pixels / (N * P)`` (N images, P the
+    first image's pixels; at most 1), drawn on the model's device before
+    the copy to the CPU by one generator seeded with ``seed`` in loader
+    order (the number per image rounded at random, so it is unbiased):
+    the sample is weighted by pixel, as the oracle prior and the metrics
+    are, not by image.
+
+    Args:
+        model (nn.Module): A built classifier or segmentor.
         dataloader: The split's data loader (deterministic order).
-        max_pixels (int, optional): Segmentation: cache at most about this
-            many pixels of the split (the same number per image). None
-            caches every pixel. Defaults to 1 000 000.
+        max_pixels (int, optional): Segmentation: cache about this many
+            pixels of the split. None caches every pixel. Defaults to
+            1 000 000.
         seed (int): Seed of the pixel sample. Defaults to 0.
         ignore_index (int): Segmentation label that is not evaluated.
             Defaults to 255.
         progress (bool): Show a progress bar. Defaults to False.
+        max_cache_bytes (float): Segmentation with ``max_pixels=None``:
+            refuse (after the first image, which gives the size) a cache
+            larger than this. Defaults to 8 GiB.
 
     Returns:
         LogitCache: The cached logits and labels.
+
+    Raises:
+        ValueError: Every pixel of the split would not fit in
+            ``max_cache_bytes``.
     """
     _check_max_pixels(max_pixels)
     task, holder = model_task(model)
     bar = ProgressBar(len(dataloader.dataset)) if progress else None
     logits: List[Tensor] = []
     labels: List[Tensor] = []
+    per_image: List[int] = []
     labelled = True
     num_images = 0
     counts = None
-    if task == 'seg':
-        per_image = (None if max_pixels is None else max(
-            1, math.ceil(max_pixels / max(len(dataloader.dataset), 1))))
-        gen = torch.Generator().manual_seed(seed)
-    with target_prior_set(holder, 'uniform'):
-        for batch in dataloader:
-            data = model.data_preprocessor(batch, False)
-            samples = data['data_samples']
-            if task == 'cls':
-                z = model.head(model.extract_feat(data['inputs']))
-                logits.append(z.float().cpu())
-                if labelled and all('gt_label' in s for s in samples):
-                    labels.append(torch.cat([s.gt_label for s in samples]))
-                else:
-                    labelled = False
-                num_images += len(samples)
-            else:
-                for out in model.predict(data['inputs'], samples):
-                    z = out.seg_logits.data.flatten(1).t().float().cpu()
-                    label = (
-                        out.gt_sem_seg.data.flatten().long().cpu()
-                        if 'gt_sem_seg' in out else None)
-                    if label is None:
-                        labelled = False
+    fraction = None
+    gen = torch.Generator().manual_seed(seed)
+    restore = _train_mode_restored(model)
+    try:
+        with target_prior_set(holder, 'uniform'):
+            for batch in dataloader:
+                data = model.data_preprocessor(batch, False)
+                samples = data['data_samples']
+                if task == 'cls':
+                    z = model.head(model.extract_feat(data['inputs']))
+                    logits.append(z.float().cpu())
+                    if labelled and all('gt_label' in s for s in samples):
+                        labels.append(torch.cat([s.gt_label for s in samples]))
                     else:
-                        valid = label[label != ignore_index]
-                        valid = valid[(valid >= 0) & (valid < z.shape[1])]
-                        c = torch.bincount(valid, minlength=z.shape[1])
-                        counts = c if counts is None else counts + c
-                    if per_image is not None and len(z) > per_image:
-                        keep = torch.randperm(
-                            len(z), generator=gen)[:per_image].sort().values
-                        z = z[keep]
-                        label = None if label is None else label[keep]
-                    logits.append(z)
-                    if label is not None:
-                        labels.append(label)
-                    num_images += 1
-            if bar:
-                bar.update(len(samples))
+                        labelled = False
+                    num_images += len(samples)
+                else:
+                    for out in model.predict(data['inputs'], samples):
+                        z = out.seg_logits.data.flatten(1)
+                        c = z.shape[0]
+                        if fraction is None:
+                            fraction = _pixel_fraction(max_pixels,
+                                                       len(dataloader.dataset),
+                                                       z.shape[1], c,
+                                                       max_cache_bytes)
+                        label = (
+                            out.gt_sem_seg.data.flatten().long().to(z.device)
+                            if 'gt_sem_seg' in out else None)
+                        if label is None:
+                            labelled = False
+                            keep = torch.arange(z.shape[1], device=z.device)
+                        else:
+                            keep = (label != ignore_index).nonzero().flatten()
+                            valid = label[keep]
+                            valid = valid[(valid >= 0) & (valid < c)]
+                            n = torch.bincount(valid, minlength=c).cpu()
+                            counts = n if counts is None else counts + n
+                        if fraction < 1:
+                            k = math.floor(fraction * len(keep) +
+                                           float(torch.rand(1, generator=gen)))
+                            pick = torch.randperm(
+                                len(keep), generator=gen)[:k].sort().values
+                            keep = keep[pick.to(keep.device)]
+                        logits.append(z[:, keep].t().float().cpu())
+                        if label is not None:
+                            labels.append(label[keep].cpu())
+                        per_image.append(len(keep))
+                        num_images += 1
+                if bar:
+                    bar.update(len(samples))
+    finally:
+        restore()
     if not logits:
         raise ValueError('the data loader gave no samples')
     all_logits = torch.cat(logits)
@@ -219,7 +345,28 @@ def collect_logits(model: nn.Module,
             all_labels, minlength=all_logits.shape[1]))
         return LogitCache('cls', all_logits, all_labels, num_images, counts)
     return LogitCache('seg', all_logits, all_labels, num_images,
-                      counts if labelled else None, ignore_index)
+                      counts if labelled else None, ignore_index, per_image)
+
+
+def _pixel_fraction(max_pixels: Optional[int], num_images: int, pixels: int,
+                    num_classes: int, max_cache_bytes: float) -> float:
+    """The fraction of every image's pixels to cache, from the first
+    image's size; refuses an every-pixel cache above ``max_cache_bytes``."""
+    total = num_images * pixels
+    if max_pixels is not None:
+        return min(1.0, max_pixels / max(total, 1))
+    size = total * (4 * num_classes + 8)
+    msg = (f'caching every pixel of the split takes about {size / 2**30:.3g}'
+           f' GiB ({num_images} images x {pixels} pixels x {num_classes} '
+           'classes, float32 logits and int64 labels)')
+    if size > max_cache_bytes:
+        raise ValueError(
+            f'{msg}, more than max_cache_bytes={max_cache_bytes / 2**30:.3g} '
+            'GiB; cache a sample instead (max_pixels, e.g. 1000000: '
+            '--max-pixels on tools/analysis/label_shift.py) or raise '
+            'max_cache_bytes')
+    print_log(f'label shift: {msg}', logger='current')
+    return 1.0
 
 
 # Evaluation on the cache ----------------------------------------------------
@@ -287,16 +434,29 @@ def evaluate_label_shift(target: LogitCache,
                          beta: int = 1,
                          tol: float = 1e-6,
                          max_iter: int = 1000,
-                         max_condition: float = 1e6) -> dict:
+                         max_condition: float = 1e6,
+                         logits_prior: Optional[Tensor] = None,
+                         logits_prior_note: Optional[str] = None,
+                         confusion: str = 'hard') -> dict:
     """Estimate the target prior and evaluate the adapted predictions.
+
+    The source prior ``pi_s`` EM and the adaptation use is the prior the
+    scores hold under: after ``'bcts'`` the mean calibrated validation
+    posterior (BCTS's bias is fitted on the validation labels, so it is
+    their prior); after ``'temperature'`` or ``'none'`` the prior the
+    cached logits target, ``logits_prior`` (:func:`logits_prior`: the
+    training prior for a plain model, uniform for NPE-LA / post-hoc LA at
+    full correction); without it they are refused. The result says which
+    (``source_prior_kind``) and the log repeats it.
 
     Rows (:data:`ROWS`): ``model`` (the cached logits as they are: what
     ``tools/test.py`` predicts), ``calibrated`` (for the source prior),
     ``em`` / ``bbse`` (calibrated, adjusted to the estimate: ``z_cal + log
     pi_hat - log pi_s``), ``oracle`` (the same with the true target prior)
-    and ``oracle_uncalibrated`` (the logits plus ``log pi_t``: what the
-    models' ``target_prior`` key predicts with the true prior). Metrics need
-    target labels; the estimates do not.
+    and ``oracle_uncalibrated`` (the logits plus ``log pi_t - log
+    logits_prior``: what the models' ``target_prior`` key predicts with the
+    true prior; only with ``logits_prior``). Metrics need target labels;
+    the estimates do not.
 
     Args:
         target (LogitCache): The target split.
@@ -311,17 +471,24 @@ def evaluate_label_shift(target: LogitCache,
         few_threshold (float): Defaults to 20.
         nan_to_num (int, optional): Segmentation: as :class:`IoUMetric`.
         beta (int): Segmentation: as :class:`IoUMetric`. Defaults to 1.
-        tol (float): EM tolerance. Defaults to 1e-6.
+        tol (float): EM tolerance (estimated L1 distance to the fixed
+            point). Defaults to 1e-6.
         max_iter (int): EM iteration limit. Defaults to 1000.
-        max_condition (float): BBSE's largest condition number. Defaults to
-            1e6.
+        max_condition (float): BBSE's largest condition number solved
+            directly (least squares on the simplex above). Defaults to 1e6.
+        logits_prior (Tensor, optional): The prior the cached logits hold
+            under, (C,); needed by 'temperature' and 'none'.
+        logits_prior_note (str, optional): What ``logits_prior`` is, or why
+            it is unknown, for the log and the errors.
+        confusion (str): BBSE's confusion matrix, 'hard' or 'soft'
+            (calibrated probabilities). Defaults to 'hard'.
 
     Returns:
         dict: ``calibration`` (the fitted map, validation NLL and ECE
-        before / after), ``source_prior``, ``oracle_prior``, ``estimates``
-        (per method the prior, its L1 error to the oracle and diagnostics,
-        or the error that stopped it), ``rows`` (metrics per row) and
-        ``row_order``.
+        before / after, ``converged``), ``source_prior`` and
+        ``source_prior_kind``, ``oracle_prior``, ``estimates`` (per method
+        the prior, its L1 error to the oracle and diagnostics, or the error
+        that stopped it), ``rows`` (metrics per row) and ``row_order``.
     """
     methods = list(methods)
     if not methods:
@@ -329,6 +496,9 @@ def evaluate_label_shift(target: LogitCache,
     for m in methods:
         check_method(m)
     check_calibration(calibration)
+    if confusion not in CONFUSIONS:
+        raise ValueError(f'confusion must be one of {CONFUSIONS}, got '
+                         f'{confusion!r}')
     c = target.num_classes
     if val is not None and val.num_classes != c:
         raise ValueError(f'the validation split has {val.num_classes} '
@@ -342,11 +512,22 @@ def evaluate_label_shift(target: LogitCache,
             f"calibration={calibration!r} and method 'bbse' need a labelled "
             "validation split; without one use calibration='none' and "
             "methods=['em']")
+    if logits_prior is not None:
+        logits_prior = check_prior(logits_prior, c, 'logits_prior')
+    if calibration != 'bcts' and logits_prior is None:
+        why = f': {logits_prior_note}' if logits_prior_note else ''
+        raise ValueError(
+            f'calibration={calibration!r} keeps the prior the logits hold '
+            'under as the source prior EM and the adaptation need, but it '
+            f'is not known{why}. Use calibration=\'bcts\' (its scores hold '
+            "under the validation labels' prior) or give logits_prior")
     if val is not None:
         keep = val.evaluated()
         val_z, val_y = val.logits[keep], val.labels[keep]
-        cal = fit_calibration(val_z, val_y, calibration)
-        source = mean_posterior(cal(val_z))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always', LabelShiftConvergenceWarning)
+            cal = fit_calibration(val_z, val_y, calibration)
+        _log_warnings(caught)
         cal_info = dict(
             cal.as_dict(),
             ece_val_before=100 * expected_calibration_error(
@@ -355,8 +536,19 @@ def evaluate_label_shift(target: LogitCache,
                 F.softmax(cal(val_z).double(), dim=1), val_y))
     else:
         cal = identity_calibration(c)
-        source = torch.full((c, ), 1.0 / c, dtype=torch.float64)
         cal_info = cal.as_dict()
+    if calibration == 'bcts':
+        source = mean_posterior(cal(val_z))
+        kind = ('the mean BCTS-calibrated validation posterior (the '
+                "validation labels' prior)")
+    else:
+        source = logits_prior
+        kind = logits_prior_note or 'the prior the logits hold under'
+    print_log(
+        f'label shift: source prior pi_s = {kind}: '
+        f'[{", ".join(f"{p:.3g}" for p in source.tolist()[:10])}'
+        f'{", ..." if c > 10 else ""}]',
+        logger='current')
     oracle = None
     if target.label_counts is not None and target.label_counts.sum() > 0:
         counts = target.label_counts.double()
@@ -367,20 +559,20 @@ def evaluate_label_shift(target: LogitCache,
     priors: Dict[str, Tensor] = {}
     for m in methods:
         try:
-            if m == 'em':
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter('always',
-                                          LabelShiftConvergenceWarning)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                if m == 'em':
                     prior, info = em_prior(target_cal, source, tol, max_iter)
-                for w in caught:
-                    print_log(
-                        str(w.message),
-                        logger='current',
-                        level=logging.WARNING)
-            else:
-                prior, info = bbse_prior(
-                    val_z.argmax(dim=1), val_y, target.logits.argmax(dim=1), c,
-                    max_condition)
+                elif confusion == 'soft':
+                    prior, info = bbse_prior(
+                        F.softmax(cal(val_z).double(), dim=1), val_y,
+                        F.softmax(target_cal.double(), dim=1), c,
+                        max_condition)
+                else:
+                    prior, info = bbse_prior(
+                        val_z.argmax(dim=1), val_y,
+                        target.logits.argmax(dim=1), c, max_condition)
+            _log_warnings(caught)
         except ValueError as e:
             print_log(
                 f'label shift: {m} gave no estimate: {e}',
@@ -389,6 +581,7 @@ def evaluate_label_shift(target: LogitCache,
             estimates[m] = dict(error=str(e))
             continue
         priors[m] = prior
+        info.pop('loglik_path', None)
         entry = dict(prior=prior.tolist(), **info)
         if oracle is not None:
             entry['l1'] = float((prior - oracle).abs().sum())
@@ -397,6 +590,8 @@ def evaluate_label_shift(target: LogitCache,
     result = dict(
         calibration=cal_info,
         source_prior=source.tolist(),
+        source_prior_kind=kind,
+        logits_prior=None if logits_prior is None else logits_prior.tolist(),
         oracle_prior=None if oracle is None else oracle.tolist(),
         estimates=estimates,
         num_val=None if val is None else int(val.evaluated().sum()),
@@ -412,7 +607,9 @@ def evaluate_label_shift(target: LogitCache,
         logits[m] = adjust_to_prior(z_cal, prior, source)
     if oracle is not None:
         logits['oracle'] = adjust_to_prior(z_cal, oracle, source)
-        logits['oracle_uncalibrated'] = adjust_to_prior(z, oracle)
+        if logits_prior is not None:
+            logits['oracle_uncalibrated'] = adjust_to_prior(
+                z, oracle, logits_prior)
     rows = {}
     for name in ROWS:
         if name not in logits:
@@ -424,6 +621,11 @@ def evaluate_label_shift(target: LogitCache,
             rows[name] = _seg_row(logits[name], y, nan_to_num, beta)
     result.update(rows=rows, row_order=list(rows))
     return result
+
+
+def _log_warnings(caught) -> None:
+    for w in caught:
+        print_log(str(w.message), logger='current', level=logging.WARNING)
 
 
 # The whole analysis from a config -------------------------------------------
@@ -456,8 +658,19 @@ def label_shift(config,
                 seed: int = 0,
                 cfg_options: Optional[dict] = None,
                 device: str = 'cpu',
-                progress: bool = False) -> dict:
+                progress: bool = False,
+                source_prior=None,
+                confusion: str = 'hard',
+                max_cache_bytes: float = DEFAULT_MAX_CACHE_BYTES) -> dict:
     """Label-shift analysis of a trained model from its config.
+
+    The prior the model's logits hold under (:func:`logits_prior`) comes
+    from the model and the training counts: classification counts the
+    training set's images per class; segmentation knows it for NPE-LA and
+    post-hoc LA only (a stock segmentor: give ``source_prior``, its training
+    pixel counts). It is EM's source prior after ``calibration='none'`` or
+    ``'temperature'`` (with ``val_split=None`` there is no calibration);
+    after ``'bcts'`` the validation labels' prior is.
 
     Args:
         config (str | Config): Config of the model.
@@ -478,6 +691,15 @@ def label_shift(config,
         cfg_options (dict, optional): ``--cfg-options`` overrides.
         device (str): Defaults to 'cpu'.
         progress (bool): Show progress bars. Defaults to False.
+        source_prior (str | Sequence[float], optional): The prior the
+            logits hold under, overriding :func:`logits_prior`: C counts or
+            probabilities, or a JSON file of them (a ``"counts"`` object as
+            ``tools/analysis/class_counts.py`` writes it, or ``"prior"``).
+            Refused with ``calibration='bcts'``. Defaults to None.
+        confusion (str): BBSE's confusion matrix, 'hard' or 'soft'.
+            Defaults to 'hard'.
+        max_cache_bytes (float): Refuse an every-pixel segmentation cache
+            larger than this (:func:`collect_logits`). Defaults to 8 GiB.
 
     Returns:
         dict: :func:`evaluate_label_shift`'s result with ``task``,
@@ -492,6 +714,18 @@ def label_shift(config,
     methods = [check_method(m) for m in methods]
     check_calibration(calibration)
     _check_max_pixels(max_pixels)
+    if val_split is None and (calibration != 'none' or 'bbse' in methods):
+        raise ValueError(
+            'without a validation split (val_split=None) there is nothing '
+            f"to calibrate on or to build BBSE's confusion matrix from: use "
+            "calibration='none' and methods=['em'], got calibration="
+            f'{calibration!r} and methods={methods}')
+    if source_prior is not None and calibration == 'bcts':
+        raise ValueError(
+            "source_prior is the prior the model's logits hold under, used "
+            "with calibration='none' or 'temperature'; after 'bcts' the "
+            "scores hold under the validation labels' prior, which is used "
+            f'(got source_prior={source_prior!r})')
     cfg = load_config(config, cfg_options)
     model = build_model(cfg, checkpoint, device)
     task, _ = model_task(model)
@@ -521,12 +755,6 @@ def label_shift(config,
     target_loader = build_dataloader(target_cfg)
     meta = target_loader.dataset.metainfo
     classes = list(meta['classes'])
-    val_cache = None
-    if val_cfg is not None:
-        val_cache = collect_logits(model, build_dataloader(val_cfg),
-                                   max_pixels, seed, ignore_index, progress)
-    target_cache = collect_logits(model, target_loader, max_pixels, seed,
-                                  ignore_index, progress)
     extra = {}
     train_counts = many = few = None
     if task == 'cls':
@@ -543,6 +771,39 @@ def label_shift(config,
             train_class_counts=list(train_counts),
             many_threshold=many,
             few_threshold=few)
+    c = len(classes)
+    if source_prior is not None:
+        if isinstance(source_prior, str):
+            mode, prior = load_target_prior(source_prior, c, 'source_prior')
+            if mode != 'given':
+                raise ValueError('source_prior must be C counts or '
+                                 'probabilities or a JSON file of them, got '
+                                 f'{source_prior!r}')
+        else:
+            prior = check_class_counts(source_prior, c, name='source_prior')
+            prior = prior / prior.sum()
+        prior_note = 'given as source_prior'
+    else:
+        train_prior = None
+        if train_counts is not None:
+            counts = check_class_counts(
+                train_counts, c, name='training class counts')
+            train_prior = counts / counts.sum()
+        prior, prior_note = logits_prior(model, train_prior)
+    if calibration != 'bcts' and prior is None:
+        # Refused before the inference passes.
+        raise ValueError(
+            f'calibration={calibration!r} keeps the prior the logits hold '
+            f'under as EM\'s source prior, but it is not known: {prior_note}')
+    print_log(
+        f'label shift: the logits hold under {prior_note}', logger='current')
+    val_cache = None
+    if val_cfg is not None:
+        val_cache = collect_logits(model, build_dataloader(val_cfg),
+                                   max_pixels, seed, ignore_index, progress,
+                                   max_cache_bytes)
+    target_cache = collect_logits(model, target_loader, max_pixels, seed,
+                                  ignore_index, progress, max_cache_bytes)
     result = evaluate_label_shift(
         target_cache,
         val_cache,
@@ -552,7 +813,10 @@ def label_shift(config,
         many_threshold=many if many is not None else 100,
         few_threshold=few if few is not None else 20,
         nan_to_num=nan_to_num,
-        beta=beta)
+        beta=beta,
+        logits_prior=prior,
+        logits_prior_note=prior_note,
+        confusion=confusion)
     result.update(
         task=task,
         config=config if isinstance(config, str) else None,
@@ -563,6 +827,7 @@ def label_shift(config,
         calibration_method=calibration,
         shift=shift,
         max_pixels=max_pixels if task == 'seg' else None,
+        confusion=confusion,
         seed=seed,
         classes=classes,
         target_images=target_cache.num_images,
@@ -580,17 +845,21 @@ def label_shift(config,
 
 def target_prior_record(result: dict, method: str) -> dict:
     """The JSON a model's ``target_prior`` key reads: ``{"kind": "prior",
-    "method", "classes", "prior"}`` of one method's estimate."""
+    "method", "classes", "floor", "prior"}`` of one method's estimate, each
+    entry at least ``PRIOR_FLOOR / C`` (:func:`floor_prior`: EM drives an
+    absent class towards 0, whose log would make it impossible)."""
     est = result['estimates'].get(method)
     if est is None or 'prior' not in est:
         why = '' if est is None else f': {est.get("error")}'
         raise ValueError(f'no {method} estimate in the result{why}')
+    prior = floor_prior(torch.tensor(est['prior'], dtype=torch.float64))
     return dict(
         kind='prior',
         method=method,
         calibration=result.get('calibration_method'),
         classes=result.get('classes'),
-        prior=est['prior'])
+        floor=PRIOR_FLOOR,
+        prior=prior.tolist())
 
 
 def plot_label_shift(result: dict, out_file: Optional[str] = None):

@@ -2,9 +2,14 @@
 
 NPE-LA and post-hoc logit adjustment remove the training prior and predict
 as if every class were equally likely. With ``target_prior`` they predict
-for another prior ``pi_t`` by Bayes' rule: the corrected logits plus
-``log pi_t`` (centred over classes, which changes neither softmax nor
-argmax). See docs/user_guides/label_shift.md.
+for another prior ``pi_t`` by Bayes' rule: the training prior removed in
+full, then ``log pi_t`` added (centred over classes, which changes neither
+softmax nor argmax). At a partial correction (``scale_factor`` alpha < 1,
+``tau`` < 1) the corrected logits still hold under about ``pi_train^(1 -
+alpha)``, so the offset is ``log pi_t - (1 - alpha) * eta`` (NPE-LA, per
+sample) or ``log pi_t - (1 - tau) * log pi_train`` (post-hoc LA): the
+prediction for ``pi_t`` does not depend on alpha. See
+docs/user_guides/label_shift.md.
 """
 from typing import Optional
 
@@ -12,7 +17,7 @@ import torch
 from torch import Tensor
 
 from mmnpe.functional import centered_log_prior, class_axis, load_target_prior
-from mmnpe.functional.label_shift import TargetPriorArg
+from mmnpe.functional.label_shift import TargetPriorArg, floor_prior
 
 
 class TargetPriorMixin:
@@ -29,15 +34,22 @@ class TargetPriorMixin:
       file holding one (a list, or an object with ``"prior"`` as
       ``tools/analysis/label_shift.py`` writes it, or ``"counts"`` as
       ``tools/analysis/class_counts.py`` writes it): normalised, validated
-      when the model is built (length, negative, zero, NaN, all zero), and
-      ``log pi_t - mean(log pi_t)`` is added to the corrected logits;
-    - ``'source'``: the training prior back. What that is depends on the
-      model (:attr:`source_undoes_correction`): NPE-LA puts back what it
+      when the model is built (length, negative, zero, NaN, all zero;
+      entries below ``PRIOR_FLOOR / C`` are raised to it, with a warning),
+      and the model predicts from the logits corrected at full strength,
+      ``z - eta``, plus ``log pi_t - mean(log pi_t)``: at ``scale_factor``
+      alpha (or ``tau``) that is the corrected logits plus ``log pi_t - (1 -
+      alpha) * eta``, Bayes' rule from the prior those logits hold under;
+    - ``'source'``: the training prior back. NPE-LA puts back what it
       removed, ``scale_factor * eta``, so exactly the plain logits return;
-      post-hoc LA adds the counts' centred log prior, i.e. ``'source'`` is
-      the training counts given as ``target_prior`` (at ``tau = 1`` the
-      plain logits again, up to rounding; with ``tau = 0`` on a Balanced
-      Softmax model the prediction for the training prior).
+      post-hoc LA (:attr:`source_undoes_correction` False) adds the counts'
+      centred log prior to the fully corrected logits, i.e. ``'source'`` is
+      the training counts given as ``target_prior``: the plain logits
+      again, up to rounding, at every ``tau``.
+
+    A given prior on a model without a correction (``num_pems=0``) is
+    refused: its logits hold under the training prior, which it does not
+    know.
 
     The normalised prior is a *non-persistent* buffer: it follows the
     device but is not saved in checkpoints, so a prediction setting always
@@ -86,6 +98,14 @@ class TargetPriorMixin:
         c = self._target_prior_num_classes
         mode, prior = load_target_prior(target_prior, c,
                                         self._target_prior_name)
+        if mode == 'given' and getattr(self, 'num_pems', None) == 0:
+            raise ValueError(
+                f'{self._target_prior_name}: {type(self).__name__} has '
+                'num_pems=0, so its logits are the plain ones, which hold '
+                'under the training prior it does not know; adding log '
+                'pi_t to them would not predict for pi_t. Use '
+                'num_pems >= 1, or LogitAdjustClsHead with the training '
+                "class_counts (its target_prior removes them), or 'source'")
         if prior is None:
             prior = torch.full((c, ), 1.0 / c, dtype=torch.float64)
         self.target_prior_mode = mode
@@ -95,6 +115,15 @@ class TargetPriorMixin:
         # Re-assigning a registered buffer keeps it a (non-persistent)
         # buffer.
         self.target_prior = prior.to(self.target_prior.device)
+
+    @property
+    def prediction_scale_factor(self) -> float:
+        """The correction strength prediction applies: ``scale_factor``,
+        except 1 (the training prior removed in full) when a target prior
+        is added, whose offset then needs no ``(1 - alpha)`` term."""
+        if self.target_prior_mode == 'uniform':
+            return self.scale_factor
+        return 1.0
 
     @property
     def restores_plain_logits(self) -> bool:
@@ -111,15 +140,21 @@ class TargetPriorMixin:
             "target_prior='source' and has no separate source prior")
 
     def target_prior_offset(self) -> Optional[Tensor]:
-        """What prediction adds to the corrected logits, (C,) float64:
-        ``log pi_t - mean(log pi_t)``, or None (uniform, or ``'source'`` on
-        NPE-LA)."""
+        """What prediction adds to the logits corrected at
+        :attr:`prediction_scale_factor`, (C,) float64: ``log pi_t -
+        mean(log pi_t)``, or None (uniform, or ``'source'`` on NPE-LA).
+
+        The prior is floored at ``PRIOR_FLOOR / C`` first, so the offset is
+        finite even when a half-precision model has rounded a tiny entry of
+        the buffer to 0.
+        """
         mode = self.target_prior_mode
         if mode == 'uniform' or self.restores_plain_logits:
             return None
         if mode == 'source':
             return self.source_log_prior_offset()
-        return centered_log_prior(self.target_prior.double().log())
+        return centered_log_prior(
+            floor_prior(self.target_prior.double()).log())
 
     def add_target_prior(self, logits: Tensor) -> Tensor:
         """``logits`` (N, C) or (N, C, H, W) plus :meth:`target_prior_offset`

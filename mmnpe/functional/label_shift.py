@@ -13,17 +13,28 @@ unlabelled target logits and applies it; it is pure torch.
 - ``method='em'``: maximum-likelihood label shift by EM (Saerens, Latinne &
   Decaestecker, *Adjusting the Outputs of a Classifier to New a Priori
   Probabilities*, Neural Computation 14(1), 2002, Sec. 3);
+  accelerated by SQUAREM with step-halving backtracking (Varadhan & Roland,
+  Scand. J. Statist. 35, 2008), stopped on the estimated distance to the
+  fixed point;
 - ``method='bbse'``: black-box shift estimation (Lipton, Wang & Smola,
   *Detecting and Correcting for Label Shift with Black Box Predictors*,
-  ICML 2018, Sec. 4): solve ``C w = mu_t`` for ``w = pi_t / pi_s``;
+  ICML 2018, Sec. 4): solve ``C w = mu_t`` for ``w = pi_t / pi_s`` (hard or
+  soft confusion; least squares on the simplex when ``C`` is
+  ill-conditioned);
 - calibration ``'bcts'`` (bias-corrected temperature scaling: one
   temperature and one bias per class, fitted by NLL on labelled validation
   logits; Alexandari, Kundaje & Shrikumar, *Maximum Likelihood with
   Bias-Corrected Calibration is Hard-To-Beat at Label Shift Adaptation*,
   ICML 2020, Sec. 3), ``'temperature'`` (one temperature) or ``'none'``.
 
+EM needs the prior ``pi_s`` its scores hold under: after BCTS the
+validation labels' prior; without it, or after a temperature alone, the
+prior the logits target (the training prior for a plain CE model, uniform
+for NPE-LA / post-hoc LA at full correction), which the caller gives.
+
 Logits are (N, C): N samples or pixels, C classes. Priors are (C,) tensors
-that sum to 1. Estimation runs in float64.
+that sum to 1. Estimation runs in float64. A target prior used for
+prediction is floored at ``PRIOR_FLOOR / C`` so its log stays finite.
 """
 import json
 import math
@@ -52,9 +63,18 @@ TargetPriorArg = Optional[Union[str, Sequence[float], Tensor]]
 # pixels without changing the result.
 _CHUNK = 1 << 17
 
+#: Smallest class probability a target prior is used with, relative to a
+#: uniform prior: ``PRIOR_FLOOR / C``. EM drives a class absent from the
+#: target towards 0 (1e-106 after a few hundred steps), whose log (-243)
+#: makes the class impossible to predict and is -inf once a half-precision
+#: model rounds the prior to 0; the floor keeps every offset finite
+#: (``log(1e-6 / 150) = -18.8``) in every dtype.
+PRIOR_FLOOR = 1e-6
+
 
 class LabelShiftConvergenceWarning(RuntimeWarning):
-    """EM stopped at its iteration limit before reaching its tolerance."""
+    """EM or a calibration fit stopped at its iteration limit before
+    reaching its tolerance."""
 
 
 # Validation -----------------------------------------------------------------
@@ -182,6 +202,37 @@ def check_calibration(calibration: str) -> str:
 # Priors given as configuration values --------------------------------------
 
 
+def floor_prior(prior: Tensor,
+                floor: float = PRIOR_FLOOR,
+                name: str = 'prior',
+                warn: bool = False) -> Tensor:
+    """``prior`` with every entry raised to at least ``floor / C`` and
+    renormalised, float64 (C,).
+
+    Args:
+        prior (Tensor): A class prior, (C,), summing to 1.
+        floor (float): The smallest entry relative to a uniform prior.
+            Defaults to :data:`PRIOR_FLOOR` (1e-6).
+        name (str): The prior's name in the warning.
+        warn (bool): Warn (naming the classes) when an entry is raised.
+            Defaults to False.
+    """
+    p = torch.as_tensor(prior, dtype=torch.float64)
+    least = floor / p.numel()
+    low = (p < least).nonzero().flatten().tolist()
+    if not low:
+        return p
+    if warn:
+        warnings.warn(
+            f'{name}: class(es) {low[:10]} have a probability below '
+            f'{floor:g} / C = {least:.3g} (smallest {float(p.min()):.3g}); '
+            'raised to it so that their log prior stays finite',
+            RuntimeWarning,
+            stacklevel=3)
+    p = p.clamp(min=least)
+    return p / p.sum()
+
+
 def _read_prior_file(path: str, name: str) -> list:
     """The probabilities or counts in a JSON file: a list, or an object with
     ``"prior"`` (``tools/analysis/label_shift.py`` writes it) or
@@ -226,6 +277,9 @@ def load_target_prior(
         ``'given'``) and, for ``'given'``, the prior normalised to sum 1,
         float64 (C,).
 
+    Entries below ``PRIOR_FLOOR / C`` (an EM estimate of a class absent
+    from the target) are raised to it, with a warning (:func:`floor_prior`).
+
     Raises:
         ValueError: Wrong length, a negative, NaN or zero entry, all zero, or
             a string that is neither a mode nor an existing file.
@@ -247,7 +301,7 @@ def load_target_prior(
     # Zero entries are refused as zero counts are: log 0 would make the
     # class impossible to predict, which is rarely meant.
     counts = check_class_counts(values, num_classes=num_classes, name=name)
-    return 'given', counts / counts.sum()
+    return 'given', floor_prior(counts / counts.sum(), name=name, warn=True)
 
 
 def label_shift_profile(num_classes: int,
@@ -297,12 +351,17 @@ class Calibration:
         nll_before (float | None): Mean NLL of the validation logits before
             the fit (None for 'none').
         nll_after (float | None): ... and after.
+        converged (bool): False when L-BFGS stopped at its iteration or
+            function-evaluation limit instead of its tolerances.
+        iterations (int): L-BFGS iterations run (0 for 'none').
     """
     kind: str
     temperature: float
     bias: Tensor
     nll_before: Optional[float] = None
     nll_after: Optional[float] = None
+    converged: bool = True
+    iterations: int = 0
 
     def __call__(self, logits: Tensor) -> Tensor:
         """Calibrated logits of (N, C) ``logits``, in their (floating)
@@ -318,7 +377,9 @@ class Calibration:
             temperature=self.temperature,
             bias=self.bias.tolist(),
             nll_before=self.nll_before,
-            nll_after=self.nll_after)
+            nll_after=self.nll_after,
+            converged=self.converged,
+            iterations=self.iterations)
 
 
 def identity_calibration(num_classes: int) -> Calibration:
@@ -338,7 +399,10 @@ def fit_calibration(val_logits: Tensor,
     ``'none'``: the identity. Fitted with :class:`torch.optim.LBFGS`
     (strong-Wolfe line search) in float64 from ``T = 1, b = 0``; T is
     parametrised by its log so it stays positive. On a balanced validation
-    set the bias also absorbs a mis-scaled prior correction.
+    set the bias also absorbs a mis-scaled prior correction. L-BFGS may
+    evaluate the loss ``5 * max_iter`` times; a fit that stops at either
+    limit reports ``converged=False`` and warns
+    (:class:`LabelShiftConvergenceWarning`).
 
     Args:
         val_logits (Tensor): (M, C) logits of labelled validation samples.
@@ -348,7 +412,7 @@ def fit_calibration(val_logits: Tensor,
         max_iter (int): L-BFGS iterations. Defaults to 100.
 
     Returns:
-        Calibration: The fitted map.
+        Calibration: The fitted map (``converged``, ``iterations``).
     """
     check_calibration(calibration)
     _check_positive(max_iter, 'max_iter', integer=True)
@@ -364,10 +428,12 @@ def fit_calibration(val_logits: Tensor,
         params.append(bias.requires_grad_())
     with torch.no_grad():
         before = float(F.cross_entropy(z, y))
+    max_eval = 5 * max_iter
     opt = torch.optim.LBFGS(
         params,
         lr=1,
         max_iter=max_iter,
+        max_eval=max_eval,
         tolerance_grad=1e-10,
         tolerance_change=1e-12,
         line_search_fn='strong_wolfe')
@@ -380,6 +446,17 @@ def fit_calibration(val_logits: Tensor,
 
     with torch.enable_grad():
         opt.step(closure)
+    state = opt.state[opt._params[0]]
+    iterations, evals = int(state['n_iter']), int(state['func_evals'])
+    converged = iterations < max_iter and evals < max_eval
+    if not converged:
+        warnings.warn(
+            f'{calibration} calibration stopped at its limit ({iterations} '
+            f'of max_iter={max_iter} L-BFGS iterations, {evals} of '
+            f'{max_eval} loss evaluations) before its tolerances; the fit '
+            'is used as it is (raise max_iter)',
+            LabelShiftConvergenceWarning,
+            stacklevel=2)
     log_t, bias = log_t.detach(), bias.detach()
     if not (torch.isfinite(log_t) and torch.isfinite(bias).all()):
         raise RuntimeError(f'{calibration} calibration diverged (T = '
@@ -389,7 +466,7 @@ def fit_calibration(val_logits: Tensor,
     with torch.no_grad():
         after = float(F.cross_entropy(z * torch.exp(-log_t) + bias, y))
     return Calibration(calibration, float(log_t.exp()), bias.cpu(), before,
-                       after)
+                       after, converged, iterations)
 
 
 # Estimators -----------------------------------------------------------------
@@ -426,6 +503,50 @@ def _em_map(posteriors: List[Tensor], prior: Tensor,
     return w * total / n, loglik / n
 
 
+def _log_likelihood(posteriors: List[Tensor], prior: Tensor,
+                    source: Tensor) -> float:
+    """The mean log-likelihood at ``prior`` (up to a constant)."""
+    return _em_map(posteriors, prior, source)[1]
+
+
+def _distance_to_fixed_point(p0: Tensor, p1: Tensor, p2: Tensor,
+                             rates: List[float],
+                             tol: float) -> Tuple[float, float, float]:
+    """The estimated L1 distance of ``p2`` to EM's fixed point from two EM
+    steps ``p0 -> p1 -> p2``, assuming geometric convergence.
+
+    Two estimates, the larger is returned: ``|d2| rho / (1 - rho)`` with
+    the L1 contraction rate ``rho = |d2| / |d1|`` at its largest over the
+    last three iterations (``rates``, appended to; one window's rate is
+    noisy on a flat likelihood), and ``sum_y |d2_y| rho_y / (1 - rho_y)``
+    with a rate per class (a class heading to the boundary contracts at its
+    own, slower rate); inf while either does not contract. Classes that
+    move by less than ``1e-3 * tol / C`` are left out of the second.
+
+    Returns:
+        tuple[float, float, float]: ``|d2|``, ``rho`` (this window's) and
+        the distance.
+    """
+    d1, d2 = (p1 - p0).abs(), (p2 - p1).abs()
+    step, total = float(d2.sum()), float(d1.sum())
+    rate = step / total if total > 0 else 0.0
+    rates.append(rate)
+    if step == 0:
+        return step, rate, 0.0
+    worst = max(rates[-3:])
+    if worst >= 1:
+        return step, rate, float('inf')
+    overall = step * worst / (1 - worst)
+    moving = d2 > 1e-3 * tol / len(d2)
+    if not moving.any():
+        return step, rate, overall
+    rho = d2[moving] / d1[moving]
+    if not bool((rho < 1).all()):
+        return step, rate, float('inf')
+    return step, rate, max(overall, float(
+        (d2[moving] * rho / (1 - rho)).sum()))
+
+
 def em_prior(logits: Tensor,
              source_prior: Tensor,
              tol: float = 1e-6,
@@ -434,12 +555,27 @@ def em_prior(logits: Tensor,
 
     ``pi^(0) = pi_s``; E-step ``q_i ∝ p_s(y|x_i) * pi^(k) / pi_s``
     (computed as ``softmax(logits_i + log pi^(k) - log pi_s)``); M-step
-    ``pi^(k+1) = mean_i q_i``; until the L1 change of one EM step is below
-    ``tol``. EM's fixed-point iteration slows to a crawl when a class's
-    prior heads towards zero, so it is accelerated by SQUAREM (Varadhan &
-    Roland, Scand. J. Statist. 35, 2008: a squared extrapolation of two EM
-    steps, kept only when it is a valid prior whose likelihood is no worse
-    than one EM step's); that changes the path, not the fixed point.
+    ``pi^(k+1) = mean_i q_i``.
+
+    EM's fixed-point iteration slows to a crawl when a class's prior heads
+    towards zero, so it is accelerated by SQUAREM (Varadhan & Roland, Scand.
+    J. Statist. 35, 2008): from two EM steps ``p1 = F(p0)``, ``p2 = F(p1)``,
+    ``r = p1 - p0``, ``v = p2 - 2 p1 + p0`` and the step length ``a = min(-|r|
+    / |v|, -1)`` (their scheme S3), the point ``p0 - 2 a r + a^2 v`` is
+    followed by one EM step and kept when it lies inside the simplex and
+    the likelihood at that later point is no lower than at ``p0``;
+    otherwise the step is halved towards plain EM, ``a <- (a - 1) / 2``
+    (their backtracking), down to ``a = -1``, which is plain EM's ``p2``.
+    That changes the path, not the fixed point, and the likelihood never
+    decreases.
+
+    Stopping: a step change says little on a flat likelihood, where EM
+    moves slowly far from the optimum. Each SQUAREM iteration measures EM's
+    contraction rate over its two plain EM steps, ``rho = |p2 - p1| / |p1 -
+    p0|``, overall (at its largest over the last three iterations) and per
+    class, and stops when the geometric estimate of the L1 distance still
+    to go, ``|p2 - p1| rho / (1 - rho)`` (the larger of the two), is below
+    ``tol``; never while the iteration does not contract.
 
     Args:
         logits (Tensor): (N, C) calibrated logits of the target samples:
@@ -447,14 +583,20 @@ def em_prior(logits: Tensor,
             in float64 (8 N C bytes) while EM runs.
         source_prior (Tensor): ``pi_s``, (C,), the prior those posteriors
             hold under; all entries > 0.
-        tol (float): L1 change that stops the iteration. Defaults to 1e-6.
-        max_iter (int): Limit on EM steps (E- and M-step pairs). Defaults
-            to 1000.
+        tol (float): Estimated L1 distance to the fixed point that stops
+            the iteration. Defaults to 1e-6.
+        max_iter (int): Limit on EM steps (E- and M-step pairs, the
+            extrapolated points' included). Defaults to 1000.
 
     Returns:
         tuple[Tensor, dict]: The estimate, float64 (C,), and ``iterations``
-        (EM steps), ``converged`` and ``change`` (the last L1 change). When
-        the limit is reached first, ``converged`` is False and a
+        (EM steps), ``converged``, ``change`` (the estimated distance to the
+        fixed point), ``step`` (the last EM step's L1 change), ``rate``
+        (the last contraction rate), ``loglik`` (mean log-likelihood at the
+        estimate, up to a constant), ``loglik_path`` (the log-likelihood at
+        the start of every iteration: non-decreasing) and
+        ``extrapolations`` (accepted SQUAREM points). When the limit is
+        reached first, ``converged`` is False and a
         :class:`LabelShiftConvergenceWarning` is issued through Python's
         ``warnings``.
     """
@@ -472,44 +614,130 @@ def em_prior(logits: Tensor,
         F.softmax(chunk.double(), dim=1) for chunk in logits.split(_CHUNK)
     ]
     p0 = source.clone()
-    p1, _ = _em_map(posteriors, p0, source)
-    steps = 1
-    change = float((p1 - p0).abs().sum())
+    p1, loglik0 = _em_map(posteriors, p0, source)
+    steps, accepted = 1, 0
+    change = step = rate = float('inf')
+    path: List[float] = []
+    rates: List[float] = []
+    # At the top of every iteration p1 = F(p0) and loglik0 = L(p0) are
+    # known.
     while steps < max_iter:
-        p2, loglik1 = _em_map(posteriors, p1, source)
+        path.append(loglik0)
+        p2, _ = _em_map(posteriors, p1, source)
         steps += 1
-        change = float((p2 - p1).abs().sum())
-        if change < tol:
+        step, rate, change = _distance_to_fixed_point(p0, p1, p2, rates, tol)
+        if step == 0 or change < tol:
             return p2.cpu(), dict(
-                iterations=steps, converged=True, change=change)
+                iterations=steps,
+                converged=True,
+                change=change,
+                step=step,
+                rate=rate,
+                loglik=_log_likelihood(posteriors, p2, source),
+                loglik_path=path,
+                extrapolations=accepted)
+        if steps >= max_iter:
+            p1 = p2
+            break
         r = p1 - p0
         v = (p2 - p1) - r
         nv = float(v.norm())
         alpha = min(-float(r.norm()) / nv, -1.0) if nv > 0 else -1.0
-        # alpha = -1 is plain EM (p2).
-        cand = p0 - 2 * alpha * r + alpha**2 * v
-        if (alpha < -1 and steps < max_iter
-                and bool(torch.isfinite(cand).all()) and bool(
-                    (cand > 0).all())):
-            cand = cand / cand.sum()
-            c1, loglik_cand = _em_map(posteriors, cand, source)
-            steps += 1
-            if loglik_cand >= loglik1:
-                p0, p1 = cand, c1
-                continue
+        moved = False
+        while alpha < -1 and steps + 2 <= max_iter:
+            cand = p0 - 2 * alpha * r + alpha**2 * v
+            if bool(torch.isfinite(cand).all()) and bool((cand > 0).all()):
+                # The EM step after the extrapolation, and the likelihood
+                # at that later point against the one at p0 (Varadhan &
+                # Roland 2008's monotone scheme).
+                c1, _ = _em_map(posteriors, cand / cand.sum(), source)
+                c2, loglik_c1 = _em_map(posteriors, c1, source)
+                steps += 2
+                if loglik_c1 >= loglik0:
+                    p0, p1, loglik0 = c1, c2, loglik_c1
+                    accepted += 1
+                    moved = True
+                    break
+            # Backtracking (Varadhan & Roland 2008): halve the distance to
+            # the plain EM step, alpha = -1.
+            alpha = (alpha - 1) / 2
+            if alpha > -1.01:
+                alpha = -1.0
+        if moved:
+            continue
         if steps >= max_iter:
-            p1 = p2
             break
         p0 = p2
-        p1, _ = _em_map(posteriors, p0, source)
+        p1, loglik0 = _em_map(posteriors, p0, source)
         steps += 1
     warnings.warn(
-        f'EM did not converge: the L1 change of the prior was still '
-        f'{change:.3g} > tol={tol:g} after max_iter={max_iter} EM steps; '
-        'the estimate is returned as it is (raise max_iter or tol)',
+        'EM did not converge: the estimated L1 distance of the prior to '
+        f'the fixed point was still {change:.3g} > tol={tol:g} (last step '
+        f'{step:.3g}, contraction rate {rate:.4g}) after max_iter='
+        f'{max_iter} EM steps; the estimate is returned as it is (raise '
+        'max_iter or tol)',
         LabelShiftConvergenceWarning,
         stacklevel=2)
-    return p1.cpu(), dict(iterations=steps, converged=False, change=change)
+    return p1.cpu(), dict(
+        iterations=steps,
+        converged=False,
+        change=change,
+        step=step,
+        rate=rate,
+        loglik=_log_likelihood(posteriors, p1, source),
+        loglik_path=path,
+        extrapolations=accepted)
+
+
+BBSE_SOLVERS = ('solve', 'simplex_lstsq')
+CONFUSIONS = ('hard', 'soft')
+
+
+def _project_simplex(x: Tensor) -> Tensor:
+    """Euclidean projection of ``x`` (C,) onto the probability simplex
+    (the sort-based algorithm: the threshold ``theta`` with ``sum max(x -
+    theta, 0) = 1``)."""
+    u = x.sort(descending=True).values
+    css = u.cumsum(0) - 1
+    k = torch.arange(1, len(x) + 1, dtype=x.dtype, device=x.device)
+    rho = int((u - css / k > 0).nonzero().max())
+    theta = css[rho] / (rho + 1)
+    return (x - theta).clamp(min=0)
+
+
+def simplex_least_squares(matrix: Tensor,
+                          target: Tensor,
+                          tol: float = 1e-12,
+                          max_iter: int = 20000) -> Tuple[Tensor, int]:
+    """``argmin_p |matrix p - target|^2`` over the probability simplex, by
+    accelerated projected gradient (FISTA, step ``1 / |matrix|_2^2``).
+
+    Args:
+        matrix (Tensor): (C, C), float64.
+        target (Tensor): (C,), float64.
+        tol (float): L1 change of one step that stops it. Defaults to 1e-12.
+        max_iter (int): Defaults to 20000.
+
+    Returns:
+        tuple[Tensor, int]: The minimiser, (C,), and the steps taken.
+    """
+    c = matrix.shape[1]
+    gram = matrix.t() @ matrix
+    lin = matrix.t() @ target
+    lipschitz = float(torch.linalg.matrix_norm(matrix, 2))**2
+    if lipschitz == 0:
+        return torch.full((c, ), 1.0 / c, dtype=matrix.dtype), 0
+    p = torch.full((c, ), 1.0 / c, dtype=matrix.dtype)
+    y, t = p.clone(), 1.0
+    for it in range(1, max_iter + 1):
+        nxt = _project_simplex(y - (gram @ y - lin) / lipschitz)
+        t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
+        y = nxt + (t - 1) / t_next * (nxt - p)
+        done = float((nxt - p).abs().sum()) < tol
+        p, t = nxt, t_next
+        if done:
+            return p, it
+    return p, max_iter
 
 
 def bbse_prior(val_pred: Tensor,
@@ -519,37 +747,73 @@ def bbse_prior(val_pred: Tensor,
                max_condition: float = 1e6) -> Tuple[Tensor, Dict]:
     """Black-box shift estimation (Lipton et al. 2018, Sec. 4).
 
-    ``C[i, j] = P_val(yhat = i, y = j)`` from the hard predictions on the
-    labelled validation set, ``mu_t(i) = P_target(yhat = i)``; solve
-    ``C w = mu_t`` for ``w = pi_t / pi_val``, clip negative weights at 0 and
-    return ``pi_t ∝ w * pi_val`` (``pi_val`` the validation label
-    frequencies).
+    ``C[i, j] = P_val(yhat = i, y = j)`` on the labelled validation set,
+    ``mu_t(i) = P_target(yhat = i)``; solve ``C w = mu_t`` for ``w = pi_t /
+    pi_val``, clip negative weights at 0 and return ``pi_t ∝ w * pi_val``
+    (``pi_val`` the validation label frequencies).
+
+    The predictions are hard classes ((M,) and (N,) integers: the confusion
+    matrix of Lipton et al.) or class probabilities ((M, C) and (N, C)
+    floats: the soft confusion matrix ``C[i, j] = mean_k p_k(i) [y_k = j]``
+    and ``mu_t = mean_k p_k``, which uses the scores' confidence as well).
+    When ``C`` is singular or its condition number exceeds
+    ``max_condition`` (a class never predicted, too few validation samples
+    per class) the linear solve is replaced by least squares on the
+    simplex, ``argmin |M pi - mu_t|`` over priors ``pi`` with ``M = C
+    diag(1 / pi_val)`` the per-class confusion (the constraint that RLLS,
+    Azizzadenesheli et al., ICLR 2019, Sec. 3, relaxes into a penalty):
+    defined for any ``C``, the exact solution whenever that is a prior.
 
     Args:
-        val_pred (Tensor): (M,) predicted classes of the validation samples.
+        val_pred (Tensor): (M,) predicted classes or (M, C) class
+            probabilities of the validation samples.
         val_labels (Tensor): (M,) their true classes.
-        target_pred (Tensor): (N,) predicted classes of the target samples.
+        target_pred (Tensor): (N,) predicted classes or (N, C) class
+            probabilities of the target samples (the kind of ``val_pred``).
         num_classes (int): C.
-        max_condition (float): Largest accepted condition number of ``C``.
-            Defaults to 1e6.
+        max_condition (float): Largest condition number of ``C`` that is
+            solved directly. Defaults to 1e6.
 
     Returns:
         tuple[Tensor, dict]: The estimate, float64 (C,), and ``condition``
-        (of ``C``) and ``clipped`` (classes whose weight was negative).
+        (of ``C``), ``solver`` (``'solve'`` or ``'simplex_lstsq'``, the one
+        used), ``confusion`` (``'hard'`` or ``'soft'``), ``clipped``
+        (classes whose weight was negative; empty for ``'simplex_lstsq'``)
+        and, for ``'simplex_lstsq'``, ``residual`` (``|M pi - mu_t|``).
 
     Raises:
-        ValueError: A class without validation sample, or a singular or
-            ill-conditioned ``C`` (too few validation samples per class, or
-            a class the model never predicts).
+        ValueError: A class without validation sample, predictions of two
+            kinds, or every weight <= 0.
     """
     _check_positive(max_condition, 'max_condition')
     c = num_classes
-    val_pred = val_pred.long().cpu()
+    soft = val_pred.is_floating_point()
+    if soft != target_pred.is_floating_point():
+        raise ValueError('val_pred and target_pred must both be hard '
+                         'classes (integers) or both class probabilities '
+                         f'(floats), got {val_pred.dtype} and '
+                         f'{target_pred.dtype}')
     val_labels = val_labels.long().cpu()
-    target_pred = target_pred.long().cpu()
-    joint = torch.bincount(
-        val_pred * c + val_labels, minlength=c * c).view(c, c).double()
-    joint /= len(val_labels)
+    if soft:
+        if val_pred.shape != (
+                len(val_labels),
+                c) or target_pred.dim() != 2 or target_pred.shape[1] != c:
+            raise ValueError(
+                f'soft predictions must be (M, {c}) and (N, {c}) class '
+                f'probabilities, got {tuple(val_pred.shape)} and '
+                f'{tuple(target_pred.shape)}')
+        probs = val_pred.detach().double().cpu()
+        onehot = F.one_hot(val_labels, c).double()
+        joint = probs.t() @ onehot / len(val_labels)
+        mu = target_pred.detach().double().cpu().mean(dim=0)
+    else:
+        val_pred = val_pred.long().cpu()
+        target_pred = target_pred.long().cpu()
+        joint = torch.bincount(
+            val_pred * c + val_labels, minlength=c * c).view(c, c).double()
+        joint /= len(val_labels)
+        mu = torch.bincount(
+            target_pred, minlength=c).double() / len(target_pred)
     pi_val = joint.sum(dim=0)
     absent = (pi_val == 0).nonzero().flatten().tolist()
     if absent:
@@ -557,18 +821,26 @@ def bbse_prior(val_pred: Tensor,
             'BBSE needs validation samples of every class, but val_labels '
             f'has none of class(es) {absent[:10]}; use method=\'em\' or a '
             'validation set with every class')
-    mu = torch.bincount(target_pred, minlength=c).double() / len(target_pred)
     sv = torch.linalg.svdvals(joint)
     cond = float(sv[0] / sv[-1]) if sv[-1] > 0 else float('inf')
+    info: Dict[str, object] = dict(
+        condition=cond, confusion='soft' if soft else 'hard')
     if not cond <= max_condition:
         never = (joint.sum(dim=1) == 0).nonzero().flatten().tolist()
-        hint = (f' (class(es) {never[:10]} are never predicted on the '
-                'validation set)' if never else '')
-        raise ValueError(
+        hint = (f'; class(es) {never[:10]} are never predicted on the '
+                'validation set' if never else '')
+        warnings.warn(
             'BBSE: the validation confusion matrix is singular or '
-            f'ill-conditioned: condition number {cond:.3g} > max_condition='
-            f'{max_condition:g}{hint}; use method=\'em\', more validation '
-            'samples per class, or a larger max_condition')
+            f'ill-conditioned (condition number {cond:.3g} > max_condition='
+            f'{max_condition:g}{hint}); solved by least squares on the '
+            'simplex instead', RuntimeWarning)
+        per_class = joint / pi_val
+        prior, _ = simplex_least_squares(per_class, mu)
+        info.update(
+            solver='simplex_lstsq',
+            clipped=[],
+            residual=float((per_class @ prior - mu).norm()))
+        return prior / prior.sum(), info
     w = torch.linalg.solve(joint, mu)
     clipped = (w < 0).nonzero().flatten().tolist()
     prior = w.clamp(min=0) * pi_val
@@ -576,7 +848,8 @@ def bbse_prior(val_pred: Tensor,
         raise ValueError('BBSE: every importance weight came out <= 0; the '
                          'target predictions do not fit the validation '
                          'confusion matrix (use method=\'em\')')
-    return prior / prior.sum(), dict(condition=cond, clipped=clipped)
+    info.update(solver='solve', clipped=clipped)
+    return prior / prior.sum(), info
 
 
 def estimate_target_prior(target_logits: Tensor,
@@ -584,17 +857,27 @@ def estimate_target_prior(target_logits: Tensor,
                           val_labels: Optional[Tensor] = None,
                           method: str = 'em',
                           calibration: str = 'bcts',
-                          source_prior: Optional[PriorLike] = None,
+                          source_prior: Optional[Union[str, PriorLike]] = None,
                           tol: float = 1e-6,
                           max_iter: int = 1000,
                           max_condition: float = 1e6,
+                          confusion: str = 'hard',
                           return_info: bool = False):
     """Estimate the class prior of unlabelled target data.
 
     The logits are calibrated on the labelled validation set first
-    (``calibration``); the source prior ``pi_s`` is then the one the
-    calibrated scores hold under: the mean calibrated posterior on the
-    validation set (uniform for a balanced one), not the training counts.
+    (``calibration``). EM needs the source prior ``pi_s``, the prior the
+    scores it is given hold under:
+
+    - ``'bcts'``: its per-class bias is fitted on the validation labels, so
+      the calibrated scores hold under the validation labels' prior: the
+      mean calibrated validation posterior (equal to the label frequencies
+      at the fit's optimum; uniform for a balanced validation set);
+    - ``'temperature'`` and ``'none'`` leave the prior the logits target,
+      which only the caller knows: the training prior for a plain CE model,
+      uniform for NPE-LA / post-hoc LA / Balanced Softmax at ``alpha = tau
+      = 1``, ``pi_train^(1 - tau)`` for post-hoc LA at ``tau``; pass it as
+      ``source_prior`` (``'uniform'`` for the uniform one).
 
     Args:
         target_logits (Tensor): (N, C) logits of the target samples (or
@@ -605,28 +888,43 @@ def estimate_target_prior(target_logits: Tensor,
         val_labels (Tensor, optional): (M,) their classes.
         method (str): 'em' or 'bbse'. Defaults to 'em'.
         calibration (str): 'bcts', 'temperature' or 'none'. Defaults to
-            'bcts'. BBSE's estimate does not depend on it (any fixed
-            predictor will do; the raw logits' argmax is used).
-        source_prior (Sequence[float] | Tensor, optional): ``pi_s``; by
-            default the mean calibrated validation posterior, or uniform
-            without validation data (NPE-LA and post-hoc LA logits target
-            equally likely classes).
-        tol (float): EM's tolerance on the L1 change. Defaults to 1e-6.
+            'bcts'. BBSE's estimate with hard confusion does not depend on
+            it (the raw logits' argmax is used); soft confusion uses the
+            calibrated probabilities.
+        source_prior (str | Sequence[float] | Tensor, optional): ``pi_s`` of
+            the logits for ``calibration='none'`` / ``'temperature'`` (EM
+            needs it), or ``'uniform'``. Refused with ``'bcts'``, whose
+            scores hold under the validation labels' prior.
+        tol (float): EM's tolerance on the estimated L1 distance to the
+            fixed point. Defaults to 1e-6.
         max_iter (int): EM's iteration limit. Defaults to 1000.
-        max_condition (float): BBSE's largest accepted condition number.
-            Defaults to 1e6.
+        max_condition (float): BBSE's largest condition number solved
+            directly (above it: least squares on the simplex). Defaults to
+            1e6.
+        confusion (str): BBSE: ``'hard'`` (argmax predictions, Lipton et
+            al.) or ``'soft'`` (calibrated probabilities). Defaults to
+            'hard'.
         return_info (bool): Also return a dict with the calibration, the
-            source prior and the method's diagnostics (EM: ``converged``,
-            ``iterations``). Defaults to False.
+            source prior (and ``source_prior_kind``) and the method's
+            diagnostics (EM: ``converged``, ``iterations``; BBSE:
+            ``solver``, ``confusion``). Defaults to False.
 
     Returns:
         Tensor | tuple[Tensor, dict]: The estimated target prior, float64
         (C,), summing to 1 (and the info dict). EM that stops at
         ``max_iter`` warns (:class:`LabelShiftConvergenceWarning`) and
         reports ``converged=False`` in the info.
+
+    Raises:
+        ValueError: Among others, EM with ``calibration='none'`` or
+            ``'temperature'`` and no ``source_prior``, or a
+            ``source_prior`` with ``'bcts'``.
     """
     check_method(method)
     check_calibration(calibration)
+    if confusion not in CONFUSIONS:
+        raise ValueError(f'confusion must be one of {CONFUSIONS}, got '
+                         f'{confusion!r}')
     target = check_logits(target_logits, 'target_logits').detach()
     c = target.shape[1]
     has_val = val_logits is not None or val_labels is not None
@@ -642,20 +940,50 @@ def estimate_target_prior(target_logits: Tensor,
                if calibration != 'none' else "method='bbse'")
         raise ValueError(f'{why} needs labelled validation data: pass '
                          'val_logits and val_labels (or use '
-                         "method='em', calibration='none')")
+                         "method='em', calibration='none' with the "
+                         'source_prior of the logits)')
+    if calibration == 'bcts' and source_prior is not None:
+        raise ValueError(
+            "source_prior is the prior of uncalibrated or temperature-scaled "
+            "logits; after calibration='bcts' the scores hold under the "
+            "validation labels' prior, which is used (got source_prior="
+            f'{source_prior!r})')
+    if method == 'em' and calibration != 'bcts' and source_prior is None:
+        raise ValueError(
+            f"method='em' with calibration={calibration!r} needs "
+            'source_prior, the prior the logits hold under: the training '
+            'prior for a plain CE model, \'uniform\' for NPE-LA / post-hoc '
+            'LA / Balanced Softmax at full correction; or use '
+            "calibration='bcts' with validation data")
     cal = (
         fit_calibration(val, labels, calibration)
         if has_val else identity_calibration(c))
-    if source_prior is not None:
+    if isinstance(source_prior, str):
+        if source_prior != 'uniform':
+            raise ValueError("source_prior must be 'uniform' or C "
+                             f'probabilities, got {source_prior!r}')
+        source = torch.full((c, ), 1.0 / c, dtype=torch.float64)
+        kind = 'uniform'
+    elif source_prior is not None:
         source = check_prior(source_prior, c, 'source_prior')
+        kind = 'given'
     elif has_val:
         source = mean_posterior(cal(val))
+        kind = 'validation'
     else:
         source = torch.full((c, ), 1.0 / c, dtype=torch.float64)
+        kind = 'uniform'
     info: Dict[str, object] = dict(
-        method=method, calibration=cal.as_dict(), source_prior=source)
+        method=method,
+        calibration=cal.as_dict(),
+        source_prior=source,
+        source_prior_kind=kind)
     if method == 'em':
         prior, extra = em_prior(cal(target), source, tol, max_iter)
+    elif confusion == 'soft':
+        prior, extra = bbse_prior(
+            F.softmax(cal(val).double(), dim=1), labels,
+            F.softmax(cal(target).double(), dim=1), c, max_condition)
     else:
         prior, extra = bbse_prior(
             val.argmax(dim=1), labels, target.argmax(dim=1), c, max_condition)
@@ -703,16 +1031,22 @@ class OnlinePriorEstimator:
     Each :meth:`update` folds the batch's E-step posteriors into
     exponentially forgotten sums (incremental EM)::
 
-        S <- lambda * S + sum_i q_i(pi),   W <- lambda * W + n,   pi = S / W
+        S <- l^n * S + sum_i q_i(pi),   W <- l^n * W + n,   pi = S / W
 
-    with ``q_i(pi) ∝ p_s(y|x_i) pi / pi_s`` (Saerens et al. 2002's E-step).
-    Within a batch the E- and M-steps alternate ``em_steps`` times on the
-    new posteriors (the forgotten sums of earlier batches held fixed), so
-    that a batch moves the estimate as far as EM would rather than one
-    slow step. On a stationary stream the estimate settles at the EM
-    (maximum-likelihood) fixed point; after a change of prior it follows
-    with a memory of about ``1 / (1 - lambda)`` batches (``forgetting=1``
-    weighs every sample seen alike).
+    with ``q_i(pi) ∝ p_s(y|x_i) pi / pi_s`` (Saerens et al. 2002's E-step),
+    ``n`` the batch's samples and ``l = 1 - 1 / memory`` the forgetting per
+    **sample**, so that the estimate averages over about ``memory`` samples
+    whatever the batch size. Within a batch the E- and M-steps alternate
+    ``em_steps`` times on the new posteriors (the forgotten sums of earlier
+    batches held fixed), so that a batch moves the estimate as far as EM
+    would rather than one slow step.
+
+    Only without forgetting (``memory=None``), and on a stationary stream,
+    does the estimate approach the EM (maximum-likelihood) fixed point of
+    the samples seen, slowly (each batch's posteriors are computed once,
+    with the estimate of their time); with a finite memory it follows a
+    change of prior within about ``memory`` samples and keeps fluctuating
+    around the recent samples' fixed point.
 
     Args:
         num_classes (int): C.
@@ -720,28 +1054,31 @@ class OnlinePriorEstimator:
             (calibrated) logits; uniform by default.
         calibration (Calibration, optional): Applied to every batch (from
             :func:`fit_calibration`). Defaults to None (logits as given).
-        forgetting (float): lambda in (0, 1]. Defaults to 0.9.
+        memory (float, optional): Samples the estimate averages over, >= 1;
+            None: no forgetting. Defaults to None.
         em_steps (int): E/M alternations per batch, >= 1. Defaults to 10.
 
     Attributes:
         prior (Tensor): The current estimate, float64 (C,).
         num_batches (int): Batches seen.
+        num_samples (int): Samples seen.
     """
 
     def __init__(self,
                  num_classes: int,
                  source_prior: Optional[PriorLike] = None,
                  calibration: Optional[Calibration] = None,
-                 forgetting: float = 0.9,
+                 memory: Optional[float] = None,
                  em_steps: int = 10) -> None:
         if (isinstance(num_classes, bool) or not isinstance(num_classes, int)
                 or num_classes < 2):
             raise ValueError('num_classes must be an int >= 2, got '
                              f'{num_classes!r}')
-        if (isinstance(forgetting, bool) or not isinstance(forgetting, Real)
-                or not 0 < forgetting <= 1):
-            raise ValueError('forgetting must be a number in (0, 1], got '
-                             f'{forgetting!r}')
+        if memory is not None and (isinstance(memory, bool)
+                                   or not isinstance(memory, Real)
+                                   or not math.isfinite(memory) or memory < 1):
+            raise ValueError('memory must be a number of samples >= 1 or '
+                             f'None (no forgetting), got {memory!r}')
         self.num_classes = num_classes
         if source_prior is None:
             source_prior = torch.full((num_classes, ), 1.0 / num_classes)
@@ -750,7 +1087,7 @@ class OnlinePriorEstimator:
         if (self.source_prior <= 0).any():
             raise ValueError('source_prior must be > 0 for every class')
         self.calibration = calibration or identity_calibration(num_classes)
-        self.forgetting = float(forgetting)
+        self.memory = None if memory is None else float(memory)
         self.em_steps = _check_positive(em_steps, 'em_steps', integer=True)
         self.reset()
 
@@ -760,15 +1097,17 @@ class OnlinePriorEstimator:
         self._sum = torch.zeros(self.num_classes, dtype=torch.float64)
         self._weight = 0.0
         self.num_batches = 0
+        self.num_samples = 0
 
     def update(self, logits: Tensor) -> Tensor:
         """Fold in a batch of (N, C) logits; returns the new estimate (C,).
         """
         z = check_logits(logits, 'logits', self.num_classes).detach()
         z = self.calibration(z.double())
-        lam = self.forgetting
+        n = z.shape[0]
+        lam = 1.0 if self.memory is None else (1 - 1 / self.memory)**n
         log_source = self.source_prior.log().to(z.device)
-        weight = lam * self._weight + z.shape[0]
+        weight = lam * self._weight + n
         prior = self.prior
         for _ in range(self.em_steps):
             offset = prior.to(z.device).log() - log_source
@@ -778,6 +1117,7 @@ class OnlinePriorEstimator:
         self._weight = weight
         self.prior = prior
         self.num_batches += 1
+        self.num_samples += n
         return self.prior.clone()
 
     def adjust(self, logits: Tensor) -> Tensor:

@@ -106,19 +106,21 @@ def test_post_hoc_la_target_prior_and_source():
         torch.testing.assert_close(head(x), fc)
 
 
-def test_balanced_softmax_recipe_tau0_plus_target_prior():
-    """A Balanced Softmax model's plain logits are balanced: tau = 0 leaves
-    them, target_prior adds log pi_t, 'source' the counts' log prior."""
+def test_balanced_softmax_recipe_uniform_counts_plus_target_prior():
+    """A Balanced Softmax model's plain logits are balanced: the prior they
+    hold under is uniform, so the head's counts are uniform and
+    target_prior adds log pi_t; the training counts as target_prior give
+    the prediction for the training prior."""
     x = feats()
-    head = build('LogitAdjustClsHead', class_counts=COUNTS, tau=0.0)
+    head = build('LogitAdjustClsHead', class_counts=[1] * 5, tau=1.0)
     with torch.no_grad():
         plain = head.fc(head.pre_logits(x))
-        assert torch.equal(head(x), plain)
+        torch.testing.assert_close(head(x), plain)
         head.set_target_prior(PRIOR)
-        assert torch.equal(
+        torch.testing.assert_close(
             head(x), plain +
             centered_log_prior(head.target_prior.double().log()).float())
-        head.set_target_prior('source')
+        head.set_target_prior(COUNTS)
         counts = torch.tensor(COUNTS, dtype=torch.float64)
         torch.testing.assert_close(
             head(x), plain + centered_log_prior(counts.double().log()).float())

@@ -134,13 +134,12 @@ def test_source_on_post_hoc_la_adds_the_counts_log_prior(kind, tau):
     eta = centered_log_prior(model.log_class_prior()).float().view(1, -1, 1, 1)
     with torch.no_grad():
         x = model.extract_feat(x_in)
-        old = old_adjusted(model, x)
-        assert torch.equal(model._forward(x_in), old + eta)
-        # tau = 1: the stock logits again (up to rounding); tau = 0 (a
-        # Balanced Softmax model): its balanced logits plus the log prior.
+        # The counts' prior removed in full, then added back: the stock
+        # logits again (up to rounding) at every tau.
+        full = model._decode_logits(x) - eta
+        torch.testing.assert_close(model._forward(x_in), full + eta)
         torch.testing.assert_close(
-            model._forward(x_in),
-            model._decode_logits(x) + (1 - tau) * eta)
+            model._forward(x_in), model._decode_logits(x))
 
 
 @pytest.mark.parametrize('kind', TYPES)

@@ -4,6 +4,7 @@ see what it changes. One inference pass per split.
     python tools/analysis/label_shift.py CONFIG CKPT [--val val|test|none]
         [--target val|test] [--method em bbse] [--calibration bcts]
         [--shift-rho 10 --shift-direction forward --shift-seed 0]
+        [--source-prior COUNTS.json] [--confusion hard|soft]
         [--max-pixels N] [--out-dir DIR] [--cfg-options ...]
 
 The model's logits on the labelled validation split and on the target split
@@ -13,7 +14,12 @@ the predictions for the uniform, estimated and true target priors are
 evaluated (classification: top-1, balanced, Many / Medium / Few, ECE;
 segmentation: one pixel prior for the whole split, aAcc, mIoU, mAcc). With
 --shift-rho the target split is wrapped in LabelShiftDataset (the shifted
-test sets of the long-tail literature). Writes DIR/label_shift.json,
+test sets of the long-tail literature). EM's source prior is logged: after
+BCTS the validation labels' prior; with --calibration none / temperature
+(and --val none) the prior the model's logits hold under: the training
+prior for a plain model, uniform for NPE-LA / post-hoc LA at full
+correction (--source-prior gives it for a stock segmentor). Writes
+DIR/label_shift.json,
 DIR/label_shift.png and DIR/target_prior.json (the first method's estimate,
 in the form a model's ``target_prior`` key reads). The logic is
 :func:`mmnpe.analysis.label_shift`.
@@ -55,6 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
         default='bcts',
         help='calibration fitted on the validation logits (default: bcts)')
     parser.add_argument(
+        '--source-prior',
+        help='with --calibration none / temperature: the prior the '
+        "model's logits hold under, as counts or probabilities in a JSON "
+        'file (tools/analysis/class_counts.py writes the training counts); '
+        'default: from the model and its training set')
+    parser.add_argument(
+        '--confusion',
+        choices=['hard', 'soft'],
+        default='hard',
+        help="BBSE's confusion matrix: argmax predictions or calibrated "
+        'probabilities (default: hard)')
+    parser.add_argument(
         '--shift-rho',
         type=float,
         help='classification: subsample the target split to a shifted '
@@ -70,8 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
         '--max-pixels',
         type=int,
         default=1_000_000,
-        help='segmentation: pixels cached per split, the same number per '
-        'image (default: 1000000; 0: every pixel)')
+        help='segmentation: pixels cached per split, the same fraction of '
+        'every image (default: 1000000; 0: every pixel, refused above '
+        '--max-cache-gb)')
+    parser.add_argument(
+        '--max-cache-gb',
+        type=float,
+        default=8.0,
+        help='segmentation with --max-pixels 0: largest cache of every '
+        'pixel, in GiB (default: 8; every pixel of ADE20K val is hundreds)')
     parser.add_argument(
         '--seed', type=int, default=0, help='seed of the pixel sample')
     parser.add_argument(
@@ -97,8 +122,14 @@ def main(argv=None) -> None:
     if args.val == 'none' and (args.calibration != 'none'
                                or 'bbse' in args.method):
         parser.error('--val none needs --calibration none and --method em')
+    if args.source_prior and args.calibration == 'bcts':
+        parser.error('--source-prior is the prior of the uncalibrated '
+                     'logits (--calibration none or temperature); after bcts '
+                     "the scores hold under the validation labels' prior")
     if args.max_pixels < 0:
         parser.error(f'--max-pixels must be >= 0, got {args.max_pixels}')
+    if not args.max_cache_gb > 0:
+        parser.error(f'--max-cache-gb must be > 0, got {args.max_cache_gb}')
     shift = None
     if args.shift_rho is not None:
         shift = dict(
@@ -120,7 +151,10 @@ def main(argv=None) -> None:
         seed=args.seed,
         cfg_options=args.cfg_options,
         device=args.device,
-        progress=True)
+        progress=True,
+        source_prior=args.source_prior,
+        confusion=args.confusion,
+        max_cache_bytes=args.max_cache_gb * 2**30)
     json_file = osp.join(out_dir, 'label_shift.json')
     png_file = osp.join(out_dir, 'label_shift.png')
     dump_json(result, json_file)

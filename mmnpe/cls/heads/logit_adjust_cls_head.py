@@ -28,12 +28,12 @@ class LogitAdjustClsHead(ClassCountsMixin, TargetPriorMixin, LinearClsHead):
     - ``predict(): pre_logits() -> fc(h) - tau * (log pi - mean log pi) ->
       softmax``
 
-    ``target_prior`` predicts for another class prior ``pi_t``: the adjusted
-    logits plus ``log pi_t - mean log pi_t`` (:class:`TargetPriorMixin`;
-    docs/user_guides/label_shift.md); ``'source'`` adds the counts' own
-    centred log prior. A Balanced Softmax model (whose plain logits are the
-    balanced ones) predicts for ``pi_t`` with this head at ``tau=0`` and
-    ``target_prior=pi_t`` (``'source'``: for the training prior).
+    ``target_prior`` predicts for another class prior ``pi_t``: the counts'
+    prior removed in full, whatever ``tau``, plus ``log pi_t - mean log
+    pi_t`` (:class:`TargetPriorMixin`; docs/user_guides/label_shift.md);
+    ``'source'`` gives the plain logits back. A Balanced Softmax model
+    (whose plain logits hold under a uniform prior) predicts for ``pi_t``
+    with this head, uniform ``class_counts`` and ``target_prior=pi_t``.
 
     Args:
         num_classes (int): Number of classes.
@@ -95,9 +95,9 @@ class LogitAdjustClsHead(ClassCountsMixin, TargetPriorMixin, LinearClsHead):
         prior's centred log, when one is set)."""
         pre_logits = self.pre_logits(feats)
         logits = self.fc(pre_logits)
-        if self.scale_factor != 0:
+        if self.prediction_scale_factor != 0:
             logits = npe_logit_adjust(logits, self.estimate_prior(pre_logits),
-                                      self.scale_factor)
+                                      self.prediction_scale_factor)
         return self.add_target_prior(logits)
 
     def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],

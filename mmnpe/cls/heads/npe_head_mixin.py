@@ -132,8 +132,9 @@ class NPEHeadMixin(TargetPriorMixin):
         self.scale_factor = check_scale_factor(scale_factor)
         super().__init__(
             num_classes=num_classes, in_channels=in_channels, **kwargs)
-        self.init_target_prior(target_prior, num_classes)
+        # Before the target prior, which a head without PEMs refuses.
         self.num_pems = num_pems
+        self.init_target_prior(target_prior, num_classes)
         self.pem_loss_weight = float(pem_loss_weight)
         self.pem_init_std = pem_init_std
         if num_pems:
@@ -210,10 +211,10 @@ class NPEHeadMixin(TargetPriorMixin):
         eta(h)`` (+ the target prior's centred log, when one is set)."""
         pre_logits = self._pre_logits(feats)
         logits = self.final_linear(pre_logits)
-        if (self.num_pems and self.scale_factor != 0
+        if (self.num_pems and self.prediction_scale_factor != 0
                 and not self.restores_plain_logits):
             logits = npe_logit_adjust(logits, self.estimate_prior(pre_logits),
-                                      self.scale_factor)
+                                      self.prediction_scale_factor)
         return self.add_target_prior(logits)
 
     def estimate_prior(self, pre_logits: torch.Tensor) -> torch.Tensor:
@@ -307,8 +308,9 @@ class NPEHeadMixin(TargetPriorMixin):
             k, c, d = self.num_pems, self.num_classes, linear.in_features
             weight, bias = fuse_npe_linear(linear.weight, linear.bias,
                                            self.pems.weight.view(k, c, d),
-                                           self.pems.bias.view(k, c),
-                                           self.sign, self.scale_factor)
+                                           self.pems.bias.view(k,
+                                                               c), self.sign,
+                                           self.prediction_scale_factor)
             fc.weight.data.copy_(weight)
             fc.bias.data.copy_(bias)
         offset = self.target_prior_offset()

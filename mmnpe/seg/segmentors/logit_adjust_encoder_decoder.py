@@ -38,11 +38,11 @@ class LogitAdjustEncoderDecoder(ClassCountsMixin, PriorAdjustedEncoderDecoder):
             error).
         target_prior (str | Sequence[float] | None): The pixel prior to
             predict for (one for the whole data set): None / 'uniform'
-            (post-hoc LA as it is), 'source' (adds the counts' centred log
-            prior back), C probabilities or counts, or a JSON path
-            (:class:`TargetPriorMixin`). With ``tau=0`` on a Balanced
-            Softmax model: the balanced logits plus ``log pi_t``. Defaults
-            to None.
+            (post-hoc LA as it is), 'source' (the plain logits back), C
+            probabilities or counts, or a JSON path: the counts' prior
+            removed in full, whatever ``tau``, plus ``log pi_t``
+            (:class:`TargetPriorMixin`). On a Balanced Softmax model give
+            uniform ``class_counts``. Defaults to None.
         **kwargs: Arguments of :class:`EncoderDecoder`.
     """
 

@@ -110,7 +110,8 @@ class PriorAdjustedEncoderDecoder(TargetPriorMixin, EncoderDecoder):
         """Decode-head logits minus ``scale_factor * eta`` (+ the target
         prior's centred log), (N, C, h, w)."""
         seg_logits = self._decode_logits(x)
-        if self.scale_factor == 0 or self.restores_plain_logits:
+        scale = self.prediction_scale_factor
+        if scale == 0 or self.restores_plain_logits:
             return self.add_target_prior(seg_logits)
         eta = self.estimate_prior(x)
         if eta.shape[2:] != seg_logits.shape[2:]:
@@ -122,8 +123,7 @@ class PriorAdjustedEncoderDecoder(TargetPriorMixin, EncoderDecoder):
                     size=seg_logits.shape[2:],
                     mode='bilinear',
                     align_corners=self.align_corners)
-        return self.add_target_prior(
-            npe_logit_adjust(seg_logits, eta, self.scale_factor))
+        return self.add_target_prior(npe_logit_adjust(seg_logits, eta, scale))
 
     def encode_decode(self, inputs: Tensor,
                       batch_img_metas: List[dict]) -> Tensor:

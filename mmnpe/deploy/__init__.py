@@ -8,3 +8,6 @@ methods so that the exported graph computes the corrected prediction. It is
 imported by ``import mmnpe`` only where mmdeploy is installed
 (``pip install -e ".[deploy]"``); see docs/user_guides/deployment.md.
 """
+from . import mmseg_rewriters  # noqa: F401
+
+__all__ = ['mmseg_rewriters']

@@ -56,6 +56,17 @@ setup(
             'mmdet>=3.0.0,<4.0.0', 'lvis', 'pycocotools', 'shapely',
             'terminaltables', 'six', 'tqdm'
         ],
+        # pip install -e ".[deploy]", then pip install --no-deps
+        # mmdeploy==1.3.1: ONNX export through MMDeploy (mmnpe.deploy) and
+        # its SDK. mmdeploy itself cannot be listed here: it declares
+        # protobuf<=3.20.2, which onnx >= 1.23 (protobuf >= 6.31) refuses, so
+        # these are the packages it imports; onnxscript is what torch's
+        # dynamo exporter needs. tools/misc/install_deps.sh pins the tested
+        # versions (docs/user_guides/deployment.md).
+        'deploy': [
+            'onnx>=1.17', 'onnxruntime>=1.17', 'onnxscript', 'aenum', 'grpcio',
+            'multiprocess', 'dill', 'prettytable', 'mmdeploy_runtime'
+        ],
     },
     license='Apache License 2.0',
     zip_safe=False)

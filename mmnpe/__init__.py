@@ -4,7 +4,9 @@ Importing the package registers every component: segmentation parts in
 mmseg's registries, classification parts in mmpretrain's, detection parts
 in mmdet's (only where mmdet is installed: ``pip install -e ".[det]"``), and
 the shared loss and hook in mmengine's root registries, which every scope
-searches. Add ``custom_imports = dict(imports=['mmnpe'],
+searches. Where mmdeploy is installed it also registers mmdeploy function
+rewriters (:mod:`mmnpe.deploy`), so that an MMDeploy export keeps the prior
+correction. Add ``custom_imports = dict(imports=['mmnpe'],
 allow_failed_imports=False)`` to a config.
 """
 import importlib.util
@@ -28,3 +30,9 @@ __all__ = ['__version__', 'cls', 'engine', 'functional', 'seg']
 if importlib.util.find_spec('mmdet') is not None:
     from . import det  # noqa: E402,F401
     __all__.append('det')
+
+# The same for mmdeploy: its rewriters of the mmseg / mmpretrain / mmdet
+# methods would otherwise export the uncorrected models.
+if importlib.util.find_spec('mmdeploy') is not None:
+    from . import deploy  # noqa: E402,F401
+    __all__.append('deploy')

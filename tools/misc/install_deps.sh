@@ -4,11 +4,17 @@
 # Usage: tools/misc/install_deps.sh VENV_DIR
 #
 # Pins (see docs/get_started.md, "Tested versions", for why each one):
-#   torch 2.14.1 + torchvision 0.29.1  (the only pair whose torchvision imports on these CPUs)
+#   torch 2.14.1 + torchvision 0.29.1  (a pair whose torchvision imports on CPU-only machines;
+#   mmpretrain imports torchvision)
 #   mmcv 2.1.0 built from source with ops (no wheel exists; mmseg needs mmcv.ops)
 #   mmengine 0.10.7, mmsegmentation 1.2.2, mmpretrain 1.2.0, setuptools >=77,<82
 #   mmdet 3.3.0 + lvis 0.5.3 (the detection adapter, `pip install -e ".[det]"`;
 #   mmdet imports six, tqdm, terminaltables, shapely, pycocotools undeclared)
+#   mmdeploy 1.3.1 with --no-deps (it declares protobuf<=3.20.2 and onnx 1.23 needs
+#   protobuf>=6.31.1: pip's resolver refuses the pair), plus what it imports (aenum grpcio multiprocess
+#   dill prettytable), onnx 1.23, onnxruntime 1.32, onnxscript 0.7.2 (torch's dynamo exporter)
+#   and the SDK mmdeploy_runtime 1.3.1 (CPU wheel, ONNX Runtime 1.15 inside): the `deploy`
+#   extra of setup.py, docs/user_guides/deployment.md
 #
 # The mmcv build takes 20-30 minutes on 2 cores, so its wheel is cached *outside* the
 # repository (a fresh CI clone would lose an in-repo cache), keyed by the torch version:
@@ -60,5 +66,8 @@ log "mmcv wheel: $(mmcv_wheel)"
     ftfy regex scikit-learn matplotlib pytest pytest-xdist quapy \
     "flake8==7.5.0" "isort==9.0.2" "yapf==0.43.0"
 "$PY" -m pip install -q "mmdet==3.3.0" "lvis==0.5.3" pycocotools shapely terminaltables six tqdm
+"$PY" -m pip install -q --no-deps "mmdeploy==1.3.1"
+"$PY" -m pip install -q aenum grpcio multiprocess dill prettytable "onnx==1.23.*" \
+    "onnxruntime==1.32.*" "onnxscript==0.7.2" "mmdeploy_runtime==1.3.1"
 "$PY" -m pip install -q --no-deps --no-build-isolation -e .
-"$PY" -c "import mmcv.ops, mmseg, mmpretrain, mmdet, lvis, torch, torchvision; print('torch', torch.__version__, 'mmcv', mmcv.__version__, 'mmseg', mmseg.__version__, 'mmpretrain', mmpretrain.__version__, 'mmdet', mmdet.__version__)"
+"$PY" -c "import mmcv.ops, mmseg, mmpretrain, mmdet, lvis, mmdeploy, onnxruntime, torch, torchvision; print('torch', torch.__version__, 'mmcv', mmcv.__version__, 'mmseg', mmseg.__version__, 'mmpretrain', mmpretrain.__version__, 'mmdet', mmdet.__version__, 'mmdeploy', mmdeploy.__version__, 'onnxruntime', onnxruntime.__version__)"

@@ -28,3 +28,8 @@ __all__ = ['__version__', 'cls', 'engine', 'functional', 'seg']
 if importlib.util.find_spec('mmdet') is not None:
     from . import det  # noqa: E402,F401
     __all__.append('det')
+
+# The mmdeploy rewriters (mmnpe.deploy), only where mmdeploy is installed.
+if importlib.util.find_spec('mmdeploy') is not None:
+    from . import deploy  # noqa: E402,F401
+    __all__.append('deploy')

@@ -1,0 +1,314 @@
+"""MMDeploy / ONNX Runtime export of two-stage detectors: the torch
+compatibility shim, and parity of the exported detections with mmdet's
+PyTorch ones for the mmnpe box heads and losses (a stock model as control).
+
+Each case exports the demo's tiny Faster R-CNN (configs/demo, 96 x 96
+input, random weights with spread scores) through
+``mmdeploy.apis.torch2onnx`` with mmdeploy's ONNX Runtime detection deploy
+config, runs it in ONNX Runtime with mmdeploy's custom-op library and
+matches its detections with mmdet's ``predict`` of the same weights and
+input.
+"""
+import copy
+import os.path as osp
+
+import numpy as np
+import pytest
+
+pytest.importorskip('mmdet', reason='the detection adapter needs mmdet')
+pytest.importorskip('mmdeploy', reason='the deploy adapter needs mmdeploy')
+ort = pytest.importorskip('onnxruntime')
+
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+
+import mmnpe  # noqa: E402,F401  (registers the rewriters)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO = osp.join(REPO, 'configs', 'demo')
+SIZE = 96
+
+#: mmdeploy 1.3.1's configs/mmdet/detection/detection_onnxruntime_static.py
+#: with its _base_ files expanded (the wheel does not ship the configs).
+DEPLOY_STATIC = dict(
+    onnx_config=dict(
+        type='onnx',
+        export_params=True,
+        keep_initializers_as_inputs=False,
+        opset_version=11,
+        save_file='end2end.onnx',
+        input_names=['input'],
+        output_names=['dets', 'labels'],
+        input_shape=None,
+        optimize=True),
+    codebase_config=dict(
+        type='mmdet',
+        task='ObjectDetection',
+        model_type='end2end',
+        post_processing=dict(
+            score_threshold=0.05,
+            confidence_threshold=0.005,
+            iou_threshold=0.5,
+            max_output_boxes_per_class=200,
+            pre_top_k=5000,
+            keep_top_k=100,
+            background_label_id=-1)),
+    backend_config=dict(type='onnxruntime'))
+#: ... detection_onnxruntime_dynamic.py: batch and image size dynamic.
+DEPLOY_DYNAMIC = copy.deepcopy(DEPLOY_STATIC)
+DEPLOY_DYNAMIC['onnx_config']['dynamic_axes'] = {
+    'input': {
+        0: 'batch',
+        2: 'height',
+        3: 'width'
+    },
+    'dets': {
+        0: 'batch',
+        1: 'num_dets'
+    },
+    'labels': {
+        0: 'batch',
+        1: 'num_dets'
+    },
+}
+
+
+def _opset(deploy: dict, opset: int) -> dict:
+    deploy = copy.deepcopy(deploy)
+    deploy['onnx_config']['opset_version'] = opset
+    return deploy
+
+
+#: Long-tailed instance counts of the 12 demo classes (post-hoc LA's prior).
+COUNTS = [400, 250, 160, 100, 64, 40, 25, 16, 10, 6, 4, 2]
+
+#: The test-time setting of the parity cases: mmdet's stock R-CNN one (the
+#: demo's LVIS setting keeps 300 boxes down to score 1e-4, mostly near-ties
+#: of a random-weight model).
+RCNN_TEST = dict(
+    score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)
+
+_CONFIGS = dict(
+    stock='faster-rcnn_r18-tiny_fpn_synthetic-lvis.py',
+    npe='faster-rcnn_r18-tiny_fpn_npe_synthetic-lvis.py',
+    cascade='faster-rcnn_r18-tiny_fpn_npe_synthetic-lvis.py',
+    posthoc='faster-rcnn_r18-tiny_fpn_la-posthoc_synthetic-lvis.py',
+    sigmoid='faster-rcnn_r18-tiny_fpn_balanced-sigmoid_synthetic-lvis.py')
+
+
+def _model_cfg(variant: str) -> Config:
+    """The demo detector config of ``variant``, ready for torch2onnx;
+    ``cascade``: a 3-stage NPECascadeRoIHead of the NPE demo's box head."""
+    cfg = Config.fromfile(osp.join(DEMO, _CONFIGS[variant]))
+    cfg.load_from = None
+    cfg.model.test_cfg.rcnn = Config(RCNN_TEST)
+    head = cfg.model.roi_head.bbox_head
+    if variant == 'posthoc':
+        head.loss_cls.class_counts = COUNTS
+    if variant == 'cascade':
+        stages = []
+        for _ in range(3):
+            stage = Config(head.to_dict())
+            stage.reg_class_agnostic = True
+            stages.append(stage)
+        cfg.model.roi_head = dict(
+            type='NPECascadeRoIHead',
+            num_stages=3,
+            stage_loss_weights=[1, 0.5, 0.25],
+            bbox_roi_extractor=cfg.model.roi_head.bbox_roi_extractor,
+            bbox_head=stages)
+        cfg.model.train_cfg.rcnn = [cfg.model.train_cfg.rcnn] * 3
+    return cfg
+
+
+def _random_weights(model: torch.nn.Module, seed: int = 0) -> None:
+    """Weights that give a random-weight detector spread scores, boxes that
+    depend on the class, and (NPE) a PEM estimate far from constant."""
+    gen = torch.Generator().manual_seed(seed)
+    for name, module in model.named_modules():
+        if not isinstance(module, torch.nn.Linear):
+            continue
+        std = dict(
+            fc_cls=0.3, fc_reg=0.05, pems=0.5).get(name.rsplit('.', 1)[-1])
+        if std is None:
+            continue
+        with torch.no_grad():
+            module.weight.copy_(
+                torch.randn(module.weight.shape, generator=gen) * std)
+            module.bias.copy_(
+                torch.randn(module.bias.shape, generator=gen) * std)
+
+
+def _image(seed: int = 0) -> np.ndarray:
+    """A 96 x 96 BGR image of a few coloured rectangles on noise."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 60, (SIZE, SIZE, 3), dtype=np.uint8)
+    for _ in range(6):
+        x, y = rng.integers(0, SIZE - 24, 2)
+        w, h = rng.integers(12, 40, 2)
+        img[y:y + h, x:x + w] = rng.integers(80, 255, 3, dtype=np.uint8)
+    return img
+
+
+def _ort_session(path: str):
+    """An ONNX Runtime CPU session with mmdeploy's custom-op library."""
+    from mmdeploy.backend.onnxruntime.init_plugins import get_ops_path
+    options = ort.SessionOptions()
+    ops = get_ops_path()
+    assert osp.isfile(ops), 'mmdeploy wheel without its ONNX Runtime ops'
+    options.register_custom_ops_library(ops)
+    return ort.InferenceSession(
+        path, options, providers=['CPUExecutionProvider'])
+
+
+class Exported:
+    """A variant exported by torch2onnx: the PyTorch model mmdeploy builds
+    from the same config and checkpoint, the input and the session."""
+
+    def __init__(self,
+                 tmp_path,
+                 variant: str,
+                 deploy: dict,
+                 model_cfg: Config = None) -> None:
+        from mmdeploy.apis import torch2onnx
+        from mmdeploy.apis.utils import build_task_processor
+        from mmengine.runner import save_checkpoint
+        init_default_scope('mmdet')
+        self.model_cfg = model_cfg or _model_cfg(variant)
+        self.deploy_cfg = Config(deploy)
+        task = build_task_processor(self.model_cfg, self.deploy_cfg, 'cpu')
+        torch.manual_seed(0)
+        model = task.build_pytorch_model(None)
+        _random_weights(model)
+        ckpt = str(tmp_path / f'{variant}.pth')
+        save_checkpoint(model.state_dict(), ckpt)
+        img = _image()
+        torch2onnx(img, str(tmp_path), f'{variant}.onnx', self.deploy_cfg,
+                   self.model_cfg, ckpt, 'cpu')
+        self.model = task.build_pytorch_model(ckpt).eval()
+        self.data, self.inputs = task.create_input(
+            img, None, self.model.data_preprocessor)
+        self.session = _ort_session(str(tmp_path / f'{variant}.onnx'))
+
+    def proposals(self) -> torch.Tensor:
+        """The RPN proposals of the exported graph, (N, 4): mmdeploy's RPN
+        rewrite run in PyTorch (one NMS over all levels; mmdet's RPN runs
+        one per level, see docs/user_guides/deployment_detection.md)."""
+        from mmdeploy.core import RewriterContext
+        opset = self.deploy_cfg.onnx_config.opset_version
+        with RewriterContext(
+                cfg=self.deploy_cfg, backend='onnxruntime',
+                opset=opset), torch.no_grad():
+            feats = self.model.extract_feat(self.inputs)
+            dets, _ = self.model.rpn_head.predict(
+                feats, self.data['data_samples'], rescale=False)
+        assert bool((dets[0, :, 4] > 0).all()), 'padded proposals'
+        return dets[0, :, :4]
+
+    def torch_dets(self, proposals=None):
+        """mmdet's detections in PyTorch, (boxes, scores, labels); on the
+        given proposals instead of mmdet's RPN's where there are some."""
+        from mmengine.structures import InstanceData
+        samples = self.data['data_samples']
+        with torch.no_grad():
+            if proposals is None:
+                pred = self.model.predict(
+                    self.inputs, samples, rescale=False)[0].pred_instances
+            else:
+                feats = self.model.extract_feat(self.inputs)
+                pred = self.model.roi_head.predict(
+                    feats, [InstanceData(bboxes=proposals)],
+                    samples,
+                    rescale=False)[0]
+        return (pred.bboxes.numpy(), pred.scores.numpy(), pred.labels.numpy())
+
+    def ort_dets(self, inputs=None):
+        """The ONNX Runtime detections of the first image, score > 0 (the
+        padding rows dropped, as mmdeploy's wrappers do)."""
+        inputs = self.inputs if inputs is None else inputs
+        dets, labels = self.session.run(['dets', 'labels'],
+                                        {'input': inputs.numpy()})
+        keep = dets[0, :, 4] > 0
+        return dets[0, keep, :4], dets[0, keep, 4], labels[0, keep]
+
+
+def unmatched(a, b, tol: float = 1e-3) -> np.ndarray:
+    """Indices of the detections of ``a`` with no detection of ``b`` of the
+    same label, box within ``tol`` (pixels) and score within ``tol``
+    (one-to-one, best score first)."""
+    boxes_a, scores_a, labels_a = a
+    boxes_b, scores_b, labels_b = b
+    free = np.ones(len(scores_b), dtype=bool)
+    missing = []
+    for i in np.argsort(-scores_a, kind='stable'):
+        ok = (
+            free & (labels_b == labels_a[i])
+            & (np.abs(boxes_b - boxes_a[i]).max(axis=1, initial=0) <= tol)
+            & (np.abs(scores_b - scores_a[i]) <= tol))
+        hits = np.flatnonzero(ok)
+        if len(hits):
+            free[hits[np.argmin(np.abs(scores_b[hits] - scores_a[i]))]] = 0
+        else:
+            missing.append(i)
+    return np.asarray(missing, dtype=int)
+
+
+def top(dets, k: int):
+    order = np.argsort(-dets[1], kind='stable')[:k]
+    return tuple(d[order] for d in dets)
+
+
+# -- the torch 2.14 compatibility shim ------------------------------------
+
+
+class _LongIndices(torch.autograd.Function):
+    """Casts to int64 with the opset-9 helper that mmdeploy 1.3.1's RoIAlign
+    symbolic imports."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.long()
+
+    @staticmethod
+    def symbolic(g, x):
+        from torch.onnx.symbolic_opset9 import _cast_Long
+        return _cast_Long(g, x, False)
+
+
+class _Net(torch.nn.Module):
+
+    def forward(self, x):
+        return _LongIndices.apply(x * 2)
+
+
+def test_compat_shim_torchscript_exporter_and_cast_long(tmp_path):
+    """Inside mmdeploy's export context ``torch.onnx.export`` is the
+    TorchScript-based exporter (the opset asked for, the autograd
+    Function's symbolic used) and ``symbolic_opset9`` has ``_cast_Long``;
+    outside it both are torch's own."""
+    import onnx
+    import torch.onnx.symbolic_opset9 as opset9
+    from mmdeploy.core import RewriterContext
+
+    from mmnpe.deploy import compat
+    original = torch.onnx.export
+    had_cast_long = hasattr(opset9, '_cast_Long')
+    path = str(tmp_path / 'net.onnx')
+    with RewriterContext(
+            cfg=Config(DEPLOY_STATIC), backend='onnxruntime', opset=11):
+        assert torch.onnx.export is not original
+        torch.onnx.export(_Net(), (torch.rand(3), ), path, opset_version=11)
+    assert torch.onnx.export is original
+    assert hasattr(opset9, '_cast_Long') == had_cast_long
+    graph = onnx.load(path)
+    assert graph.opset_import[0].version == 11
+    casts = [
+        a.i for node in graph.graph.node if node.op_type == 'Cast'
+        for a in node.attribute if a.name == 'to'
+    ]
+    assert casts == [onnx.TensorProto.INT64]
+    # torch 2.9 made the dynamo exporter the default: the shim's reason.
+    from packaging.version import Version
+    assert compat.onnx_export_defaults_to_dynamo(original) == (
+        Version(torch.__version__.split('+')[0]) >= Version('2.9'))

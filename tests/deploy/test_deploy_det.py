@@ -312,3 +312,118 @@ def test_compat_shim_torchscript_exporter_and_cast_long(tmp_path):
     from packaging.version import Version
     assert compat.onnx_export_defaults_to_dynamo(original) == (
         Version(torch.__version__.split('+')[0]) >= Version('2.9'))
+
+
+# -- parity of the exported detectors --------------------------------------
+
+#: Exact parity needs opset >= 16: with mmdeploy's opset-11 configs ONNX
+#: RoiAlign lacks mmcv's ``aligned`` mode and pools RoIs smaller than one
+#: feature-map cell differently (test_shipped_opset11_config).
+DEPLOY_EXACT = _opset(DEPLOY_STATIC, 16)
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    """One export per (variant, deploy config) for the module's tests."""
+    cache = {}
+
+    def get(variant: str, deploy: dict = DEPLOY_EXACT) -> Exported:
+        key = (variant, repr(deploy))
+        if key not in cache:
+            cache[key] = Exported(
+                tmp_path_factory.mktemp(variant), variant, deploy)
+        return cache[key]
+
+    return get
+
+
+def _set_correction(model, on: bool) -> None:
+    """Switch the model's prior correction off (alpha = 0, tau = 0) or back
+    to the variant's value (1)."""
+    heads = model.roi_head.bbox_head
+    for head in heads if isinstance(heads, torch.nn.ModuleList) else [heads]:
+        if hasattr(head, 'scale_factor'):
+            head.scale_factor = 1.0 if on else 0.0
+        if hasattr(head.loss_cls, 'tau'):
+            head.loss_cls.tau = 1.0 if on else 0.0
+
+
+@pytest.mark.parametrize('variant',
+                         ['stock', 'npe', 'cascade', 'posthoc', 'sigmoid'])
+def test_exported_detections_match_pytorch(exported, variant):
+    """ONNX Runtime = mmdet on the same proposals: every detection, label,
+    box and score within 1e-3, both ways (mmdeploy's own box head rewrite
+    misses 10 of 100 for the stock model, 12 for NPE-LA and all 100 for the
+    NPE cascade, and fails to export post-hoc LA and Balanced Sigmoid).
+    End to end, with mmdet's own RPN, the 10 best detections match too."""
+    case = exported(variant)
+    onnx_dets = case.ort_dets()
+    proposals = case.proposals()
+    torch_dets = case.torch_dets(proposals)
+    assert len(torch_dets[1]) == len(onnx_dets[1]) > 20
+    assert len(unmatched(torch_dets, onnx_dets)) == 0
+    assert len(unmatched(onnx_dets, torch_dets)) == 0
+    assert len(unmatched(top(case.torch_dets(), 10), onnx_dets)) == 0
+    if variant in ('npe', 'cascade', 'posthoc'):
+        # The correction is not trivial: without it > 20 % of the
+        # detections change.
+        _set_correction(case.model, on=False)
+        try:
+            plain = case.torch_dets(proposals)
+        finally:
+            _set_correction(case.model, on=True)
+        assert len(unmatched(torch_dets, plain)) > 0.2 * len(torch_dets[1])
+
+
+def test_dynamic_config_other_image_size(exported):
+    """mmdeploy's dynamic ONNX Runtime config: the graph exported on a 96 x
+    96 image runs on a 96 x 64 one (the test pipeline's Resize keeps it)
+    and still matches mmdet there."""
+    case = exported('npe', _opset(DEPLOY_DYNAMIC, 16))
+    from mmdeploy.apis.utils import build_task_processor
+    task = build_task_processor(case.model_cfg, case.deploy_cfg, 'cpu')
+    data, inputs = task.create_input(
+        _image(1)[:64], None, case.model.data_preprocessor)
+    assert tuple(inputs.shape[-2:]) == (64, 96)
+    case.data, case.inputs = data, inputs
+    onnx_dets = case.ort_dets()
+    torch_dets = case.torch_dets(case.proposals())
+    assert len(torch_dets[1]) == len(onnx_dets[1]) > 20
+    assert len(unmatched(torch_dets, onnx_dets)) == 0
+    assert len(unmatched(onnx_dets, torch_dets)) == 0
+
+
+def test_shipped_opset11_config(exported):
+    """mmdeploy's static ONNX Runtime config as shipped (opset 11): it
+    exports and runs; the best detections match mmdet; only detections of
+    RoIs under one feature-map cell differ (ONNX RoiAlign-11 has no
+    ``aligned`` mode and pools at least one cell)."""
+    case = exported('npe', DEPLOY_STATIC)
+    onnx_dets = case.ort_dets()
+    torch_dets = case.torch_dets(case.proposals())
+    assert len(unmatched(top(case.torch_dets(), 10), onnx_dets)) == 0
+    missing = unmatched(torch_dets, onnx_dets)
+    assert len(missing) <= 0.05 * len(torch_dets[1])
+    boxes = torch_dets[0][missing]
+    # Finest level stride 4: a cell is 4 px.
+    assert bool((np.minimum(boxes[:, 2] - boxes[:, 0],
+                            boxes[:, 3] - boxes[:, 1]) < 8).all())
+
+
+# -- what the export refuses -----------------------------------------------
+
+
+def test_posthoc_without_counts_refused(tmp_path):
+    """Post-hoc LA needs its counts in the config or the checkpoint
+    (ClassCountsHook does not run in an export)."""
+    cfg = _model_cfg('posthoc')
+    cfg.model.roi_head.bbox_head.loss_cls.pop('class_counts')
+    with pytest.raises(RuntimeError, match='class_counts is not set'):
+        Exported(tmp_path, 'posthoc', DEPLOY_EXACT, model_cfg=cfg)
+
+
+def test_cascade_class_specific_stage_refused(tmp_path):
+    cfg = _model_cfg('cascade')
+    cfg.model.roi_head.bbox_head[0].reg_class_agnostic = False
+    with pytest.raises(ValueError, match=r'bbox_head\[0\] must be class-'):
+        Exported(tmp_path, 'cascade', DEPLOY_EXACT, model_cfg=cfg)

@@ -7,7 +7,7 @@ compatibility shim mmdeploy 1.3.1 needs on this torch (:mod:`.compat`) and,
 where mmdet is installed, the detection rewriters
 (:mod:`.mmdet_rewriters`). It is imported by ``import mmnpe`` only where
 mmdeploy is installed (``pip install -e ".[deploy]"``); see
-docs/user_guides/deployment.md.
+docs/user_guides/deployment_detection.md.
 """
 import importlib.util
 

@@ -71,7 +71,9 @@ def head_scores(head, cls_scores: Tensor) -> Tensor:
     """
     batch, rois = cls_scores.shape[:2]
     flat = cls_scores.reshape(-1, cls_scores.size(-1))
-    if head.custom_activation:
+    # mmdet's BBoxHead._predict_by_feat_single keys this on
+    # custom_cls_channels.
+    if head.custom_cls_channels:
         scores = head.loss_cls.get_activation(flat)
     else:
         scores = F.softmax(flat, dim=-1)
@@ -172,6 +174,11 @@ def bbox_head__predict_by_feat(self,
             f'{type(self).__name__}: test_cfg.rcnn.nms.type must be \'nms\' '
             f'for the ONNX Runtime export (ONNX NonMaxSuppression), got '
             f'{nms_type!r}')
+    if nms_cfg.get('class_agnostic', False):
+        raise ValueError(
+            f'{type(self).__name__}: test_cfg.rcnn.nms.class_agnostic=True '
+            'does not export to ONNX Runtime with mmnpe (NMS runs per class, '
+            'as mmdet\'s default); got nms={nms_cfg!r}')
     iou_threshold = nms_cfg.get('iou_threshold', post_params.iou_threshold)
     score_threshold = rcnn_test_cfg.get('score_thr',
                                         post_params.score_threshold)

@@ -427,3 +427,67 @@ def test_cascade_class_specific_stage_refused(tmp_path):
     cfg.model.roi_head.bbox_head[0].reg_class_agnostic = False
     with pytest.raises(ValueError, match=r'bbox_head\[0\] must be class-'):
         Exported(tmp_path, 'cascade', DEPLOY_EXACT, model_cfg=cfg)
+
+
+@pytest.mark.parametrize('nms, match', [
+    (dict(type='soft_nms', iou_threshold=0.5), "nms.type must be 'nms'"),
+    (dict(type='nms', iou_threshold=0.5,
+          class_agnostic=True), 'class_agnostic=True does not export'),
+])
+def test_nms_other_than_per_class_refused(tmp_path, nms, match):
+    """The ONNX Runtime box-head rewrite runs mmdet's default per-class
+    NMS; other settings would export something else, so they stop it."""
+    cfg = _model_cfg('stock')
+    cfg.model.test_cfg.rcnn.nms = nms
+    with pytest.raises(ValueError, match=match):
+        Exported(tmp_path, 'stock', DEPLOY_EXACT, model_cfg=cfg)
+
+
+def measure(
+        variants=('stock', 'npe', 'cascade', 'posthoc', 'sigmoid'),
+        opset: int = 16) -> None:
+    """Print, per variant, the detections (of 100) that ONNX Runtime and
+    mmdet disagree on, with mmnpe's two detection rewriters and with
+    mmdeploy's own rewrites alone (the figures of
+    docs/user_guides/deployment_detection.md)."""
+    import tempfile
+    from pathlib import Path
+
+    from mmdeploy.core import FUNCTION_REWRITER
+
+    from mmnpe.deploy import mmdet_rewriters
+    ours = (mmdet_rewriters.bbox_head__predict_by_feat,
+            mmdet_rewriters.npe_cascade_roi_head__predict_bbox)
+    registry = FUNCTION_REWRITER._registry
+    saved = {
+        name: list(records)
+        for name, records in registry._rewrite_records.items()
+    }
+    deploy = _opset(DEPLOY_STATIC, opset)
+    print(f'opset {opset}; unmatched (ONNX Runtime vs mmdet, same '
+          'proposals) / mmdet detections')
+    for alone in (False, True):
+        if alone:
+            for rewriter in ours:
+                registry.remove_record(rewriter)
+        for variant in variants:
+            with tempfile.TemporaryDirectory() as tmp:
+                try:
+                    case = Exported(Path(tmp), variant, deploy)
+                except Exception as exc:  # noqa: BLE001  (reported)
+                    result = f'export fails: {type(exc).__name__}: {exc}'
+                else:
+                    dets = case.torch_dets(case.proposals())
+                    missing = unmatched(dets, case.ort_dets())
+                    result = f'{len(missing)} / {len(dets[1])}'
+            who = 'mmdeploy alone' if alone else 'with mmnpe'
+            print(f'{who:15s} {variant:8s} {result[:160]}')
+    registry._rewrite_records.clear()
+    registry._rewrite_records.update(saved)
+
+
+if __name__ == '__main__':
+    # python tests/deploy/test_deploy_det.py [OPSET]
+    import sys
+    torch.set_num_threads(1)
+    measure(opset=int(sys.argv[1]) if len(sys.argv) > 1 else 16)

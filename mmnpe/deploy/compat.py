@@ -1,11 +1,11 @@
-"""MMDeploy 1.3.1 on torch >= 2.9: the two steps of its ONNX export that
+"""MMDeploy 1.3.1 on torch 2.14: the two steps of its ONNX export that
 the newer torch broke, restored for mmdeploy's exports only.
 
-- ``torch.onnx.export`` defaults to the dynamo exporter since torch 2.9;
+- ``torch.onnx.export`` defaults to the dynamo exporter on torch 2.14;
   mmdeploy 1.3.1 calls it without ``dynamo=``, so its function rewriters
   and graph passes (written for the TorchScript-based exporter) do not run
   as intended, and a stock Faster R-CNN fails to export
-  (``torch._shape_as_tensor``: "data is not allocated yet"). Inside
+  (``torch.export`` fails: "data is not allocated yet"). Inside
   mmdeploy's export the call gets ``dynamo=False`` unless the caller chose.
 - mmdeploy's ONNX symbolic of mmcv's ``RoIAlign`` (every two-stage
   detector) imports ``_cast_Long`` from ``torch.onnx.symbolic_opset9``,
@@ -37,7 +37,7 @@ _OPSET9 = 'torch.onnx.symbolic_opset9'
 
 def onnx_export_defaults_to_dynamo(export: Optional[Callable] = None) -> bool:
     """Whether ``export`` (torch's ``torch.onnx.export`` when None) runs the
-    dynamo exporter when ``dynamo`` is not given (torch >= 2.9)."""
+    dynamo exporter when ``dynamo`` is not given (torch 2.14 does)."""
     export = torch.onnx.export if export is None else export
     param = inspect.signature(export).parameters.get('dynamo')
     return param is not None and param.default is True

@@ -47,13 +47,19 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from mmdeploy.core import FUNCTION_REWRITER
-from mmdet.structures.bbox import get_box_tensor
 from torch import Tensor
 
 __all__ = [
     'bbox_head__predict_by_feat', 'class_wise_nms', 'head_scores',
     'npe_cascade_roi_head__predict_bbox'
 ]
+
+
+def _box_tensor(boxes) -> Tensor:
+    """The (..., 4) tensor of an mmdet box type, or the tensor itself (what
+    mmdet's ``get_box_tensor`` does; mmdet is imported by mmnpe.det only).
+    """
+    return getattr(boxes, 'tensor', boxes)
 
 
 def head_scores(head, cls_scores: Tensor) -> Tensor:
@@ -192,7 +198,7 @@ def bbox_head__predict_by_feat(self,
     batch, num_rois, classes = scores.shape
     img_shape = batch_img_metas[0]['img_shape']
     if bbox_preds is not None:
-        bboxes = get_box_tensor(
+        bboxes = _box_tensor(
             self.bbox_coder.decode(
                 rois[..., 1:], bbox_preds, max_shape=img_shape))
     else:
@@ -258,7 +264,7 @@ def npe_cascade_roi_head__predict_bbox(self,
                         'be class-agnostic (reg_class_agnostic=True, as '
                         'mmdet\'s cascade configs) to refine the RoIs of '
                         'the next stage; got reg_class_agnostic=False')
-                refined = get_box_tensor(
+                refined = _box_tensor(
                     head.bbox_coder.decode(
                         rois[:, 1:].reshape(batch, num_rois, 4),
                         bbox_pred.reshape(batch, num_rois, 4),

@@ -75,6 +75,7 @@ class ClassCountsMixin:
         self._class_counts_name = name
         self._class_counts_num_classes = num_classes
         self.class_counts_kind = kind
+        self._class_counts_set = False
         self.class_counts_from_dataset = class_counts is None
         self.class_counts_file = (
             class_counts if isinstance(class_counts, str) else None)
@@ -88,8 +89,12 @@ class ClassCountsMixin:
     @property
     def has_class_counts(self) -> bool:
         """Whether the counts have been set (given, loaded or counted)."""
-        return self.class_counts.numel() > 0 and bool(
-            self.class_counts.sum() > 0)
+        # A Python flag, kept by the two ways counts arrive (the setter and
+        # the state dict), not ``bool(class_counts.sum() > 0)``: prediction
+        # asks this in ``forward``, where a data-dependent branch cannot be
+        # traced (torch.export stops at it with GuardOnDataDependentSymNode,
+        # so the ONNX export of a post-hoc LA model failed).
+        return getattr(self, '_class_counts_set', False)
 
     def set_class_counts(self,
                          counts: Union[Sequence[float], Tensor],
@@ -115,6 +120,7 @@ class ClassCountsMixin:
         # Re-assigning a registered buffer keeps it a buffer; the shape may
         # change from (0, ) when C was unknown at build time.
         self.class_counts = counts.to(device)
+        self._class_counts_set = True
 
     def get_class_counts(self) -> Tensor:
         """The counts, (C, ) float64; a clear error while they are unset."""
@@ -168,3 +174,9 @@ class ClassCountsMixin:
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
+        if isinstance(incoming, Tensor):
+            # Zeros are the "unset" value a checkpoint of a model whose
+            # counts were never set holds (see the class docstring).
+            self._class_counts_set = (
+                self.class_counts.numel() > 0
+                and bool(self.class_counts.sum() > 0))

@@ -713,7 +713,7 @@ def simplex_least_squares(matrix: Tensor,
                           max_iter: int = 5000) -> Tuple[Tensor, int]:
     """``argmin_p |matrix p - target|^2 + ridge * |p - center|^2`` over the
     probability simplex, by accelerated projected gradient (FISTA, step ``1
-    / L`` with ``L = |matrix|_2^2 + ridge``).
+    / L`` with ``L = |matrix|_2^2 + ridge``, with adaptive restart).
 
     Args:
         matrix (Tensor): (C, C), float64.
@@ -739,9 +739,13 @@ def simplex_least_squares(matrix: Tensor,
     y, t = p.clone(), 1.0
     for it in range(1, max_iter + 1):
         nxt = _project_simplex(y - (gram @ y - lin) / lipschitz)
+        done = float((nxt - p).abs().sum()) < tol
+        if float((y - nxt) @ (nxt - p)) > 0:
+            # Adaptive restart (O'Donoghue & Candes, Found. Comput. Math.
+            # 15, 2015): the momentum points uphill, drop it.
+            t = 1.0
         t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
         y = nxt + (t - 1) / t_next * (nxt - p)
-        done = float((nxt - p).abs().sum()) < tol
         p, t = nxt, t_next
         if done:
             return p, it

@@ -707,33 +707,45 @@ def _project_simplex(x: Tensor) -> Tensor:
 
 def simplex_least_squares(matrix: Tensor,
                           target: Tensor,
-                          tol: float = 1e-12,
-                          max_iter: int = 20000) -> Tuple[Tensor, int]:
-    """``argmin_p |matrix p - target|^2`` over the probability simplex, by
-    accelerated projected gradient (FISTA, step ``1 / |matrix|_2^2``).
+                          ridge: float = 0.0,
+                          center: Optional[Tensor] = None,
+                          tol: float = 1e-10,
+                          max_iter: int = 5000) -> Tuple[Tensor, int]:
+    """``argmin_p |matrix p - target|^2 + ridge * |p - center|^2`` over the
+    probability simplex, by accelerated projected gradient (FISTA, step ``1
+    / L`` with ``L = |matrix|_2^2 + ridge``, with adaptive restart).
 
     Args:
         matrix (Tensor): (C, C), float64.
         target (Tensor): (C,), float64.
-        tol (float): L1 change of one step that stops it. Defaults to 1e-12.
-        max_iter (int): Defaults to 20000.
+        ridge (float): Weight of the pull towards ``center``, >= 0; > 0
+            makes the minimiser unique (and the iteration converge
+            linearly) when ``matrix`` is singular. Defaults to 0.
+        center (Tensor, optional): (C,); uniform by default.
+        tol (float): L1 change of one step that stops it. Defaults to 1e-10.
+        max_iter (int): Defaults to 5000.
 
     Returns:
         tuple[Tensor, int]: The minimiser, (C,), and the steps taken.
     """
     c = matrix.shape[1]
-    gram = matrix.t() @ matrix
-    lin = matrix.t() @ target
-    lipschitz = float(torch.linalg.matrix_norm(matrix, 2))**2
-    if lipschitz == 0:
-        return torch.full((c, ), 1.0 / c, dtype=matrix.dtype), 0
     p = torch.full((c, ), 1.0 / c, dtype=matrix.dtype)
+    center = p.clone() if center is None else center.to(matrix)
+    gram = matrix.t() @ matrix + ridge * torch.eye(c, dtype=matrix.dtype)
+    lin = matrix.t() @ target + ridge * center
+    lipschitz = float(torch.linalg.matrix_norm(matrix, 2))**2 + ridge
+    if lipschitz == 0:
+        return p, 0
     y, t = p.clone(), 1.0
     for it in range(1, max_iter + 1):
         nxt = _project_simplex(y - (gram @ y - lin) / lipschitz)
+        done = float((nxt - p).abs().sum()) < tol
+        if float((y - nxt) @ (nxt - p)) > 0:
+            # Adaptive restart (O'Donoghue & Candes, Found. Comput. Math.
+            # 15, 2015): the momentum points uphill, drop it.
+            t = 1.0
         t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
         y = nxt + (t - 1) / t_next * (nxt - p)
-        done = float((nxt - p).abs().sum()) < tol
         p, t = nxt, t_next
         if done:
             return p, it
@@ -759,10 +771,11 @@ def bbse_prior(val_pred: Tensor,
     When ``C`` is singular or its condition number exceeds
     ``max_condition`` (a class never predicted, too few validation samples
     per class) the linear solve is replaced by least squares on the
-    simplex, ``argmin |M pi - mu_t|`` over priors ``pi`` with ``M = C
-    diag(1 / pi_val)`` the per-class confusion (the constraint that RLLS,
-    Azizzadenesheli et al., ICLR 2019, Sec. 3, relaxes into a penalty):
-    defined for any ``C``, the exact solution whenever that is a prior.
+    simplex, ``argmin |M pi - mu_t|^2 + r |pi - pi_val|^2`` over priors
+    ``pi`` with ``M = C diag(1 / pi_val)`` the per-class confusion (the
+    constraint that RLLS, Azizzadenesheli et al., ICLR 2019, Sec. 3,
+    relaxes into a penalty, and its shrinkage towards no shift, ``r = 1e-3
+    |M|_2^2``, which makes the minimiser unique): defined for any ``C``.
 
     Args:
         val_pred (Tensor): (M,) predicted classes or (M, C) class
@@ -835,11 +848,15 @@ def bbse_prior(val_pred: Tensor,
             f'{max_condition:g}{hint}); solved by least squares on the '
             'simplex instead', RuntimeWarning)
         per_class = joint / pi_val
-        prior, _ = simplex_least_squares(per_class, mu)
+        # A small pull towards pi_val (no shift, as RLLS shrinks towards)
+        # picks one minimiser where M is singular.
+        ridge = 1e-3 * float(torch.linalg.matrix_norm(per_class, 2))**2
+        prior, steps = simplex_least_squares(per_class, mu, ridge, pi_val)
         info.update(
             solver='simplex_lstsq',
             clipped=[],
-            residual=float((per_class @ prior - mu).norm()))
+            residual=float((per_class @ prior - mu).norm()),
+            lstsq_steps=steps)
         return prior / prior.sum(), info
     w = torch.linalg.solve(joint, mu)
     clipped = (w < 0).nonzero().flatten().tolist()

@@ -381,11 +381,10 @@ def test_bbse_falls_back_to_simplex_least_squares_and_says_so():
                                  torch.tensor([0, 1, 1, 1]), 3)
     assert info['solver'] == 'simplex_lstsq' and info['condition'] > 1e6
     assert float(prior.sum()) == pytest.approx(1.0) and (prior >= 0).all()
-    # M = P(yhat | y): columns (.5, 0, .5), (0, 1, 0), (.5, .5, 0) (rows
-    # 0..2 = yhat) and mu = (.25, .75, 0): pi = (0, .5, .5) fits exactly
-    # (so does any pi with pi_0 = 0, pi_1 = pi_2 - ... on a line: check the
-    # residual, not the point).
-    assert info['residual'] < 1e-6
+    # M = P(yhat | y) has the zero row of class 2 and mu = (.25, .75, 0):
+    # priors on a line fit exactly; the small pull towards pi_val picks
+    # one, at a residual of the pull's order.
+    assert info['residual'] < 1e-2 and info['lstsq_steps'] < 5000
     with pytest.raises(ValueError, match='none of class'):
         bbse_prior(val_pred, torch.tensor([0, 0, 1, 1, 1, 1]),
                    torch.tensor([0, 1]), 3)

@@ -9,6 +9,7 @@ import copy
 import pytest
 import torch
 from det_helpers import build_detector, random_det_batch, tiny_detector_cfg
+from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.registry import MODELS
 from mmengine.optim import OptimWrapper
 
@@ -21,10 +22,13 @@ FROZEN = [
 MASK = ['roi_head.mask_head']
 
 
-def _cfg(detector_type='NPETwoStageDetector', with_mask=True, **kwargs):
+def _cfg(detector_type='NPETwoStageDetector',
+         with_mask=True,
+         bbox_head=None,
+         **kwargs):
     cfg = tiny_detector_cfg(
-        bbox_head=dict(
-            type='NPEShared2FCBBoxHead', num_pems=2, scale_factor=1.0),
+        bbox_head=bbox_head
+        or dict(type='NPEShared2FCBBoxHead', num_pems=2, scale_factor=1.0),
         with_mask=with_mask,
         **kwargs)
     cfg.type = detector_type
@@ -187,3 +191,91 @@ def test_frozen_cascade_skips_the_rpn_loss_only():
     assert not any(k.startswith('loss_rpn') for k in logs)
     assert {'s0.loss_npe', 's1.loss_npe', 's2.loss_npe'} <= set(logs)
     assert logs['s2.loss_npe'].requires_grad
+
+
+def _freeze_by_requires_grad_only(model):
+    """Everything but the PEMs frozen by ``requires_grad=False`` and left in
+    training mode (no FrozenBackboneHook)."""
+    for name, param in model.named_parameters():
+        param.requires_grad = '.pems.' in name
+
+
+def test_training_batchnorm_in_the_box_head_takes_the_stock_path():
+    # The foreground RoIs alone through a training BatchNorm would normalise
+    # with (and record) other batch statistics than the stock iteration.
+    head = dict(
+        type='NPEShared4Conv1FCBBoxHead',
+        num_pems=1,
+        conv_out_channels=8,
+        norm_cfg=dict(type='BN', requires_grad=True))
+    torch.manual_seed(0)
+    fast = build_detector(_cfg(with_mask=False, bbox_head=head))
+    stock = build_detector(_cfg('FasterRCNN', with_mask=False, bbox_head=head))
+    stock.load_state_dict(fast.state_dict())
+    states, logs = [], []
+    for model in (fast, stock):
+        _freeze_by_requires_grad_only(model)
+        wrapper = OptimWrapper(
+            torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
+                            lr=0.5))
+        model.train()
+        torch.manual_seed(100)
+        logs.append(model.train_step(random_det_batch(seed=0), wrapper))
+        states.append(model.state_dict())
+    torch.testing.assert_close(logs[0]['loss_npe'], logs[1]['loss_npe'])
+    for key in states[1]:
+        torch.testing.assert_close(states[0][key], states[1][key], msg=key)
+    assert fast.trains_pems_only() and not fast._fast_roi_path()
+    # In eval mode (FrozenBackboneHook) the fast path is taken again.
+    fast.roi_head.bbox_head.eval()
+    assert fast._fast_roi_path()
+
+
+def test_training_dropout_or_overridden_roi_head_takes_the_stock_path():
+    torch.manual_seed(0)
+    model = build_detector(_cfg(with_mask=False))
+    hook, runner = _frozen(model, FROZEN)
+    model.train()
+    hook.before_train_iter(runner, 0)
+    assert model._fast_roi_path()
+    model.roi_head.bbox_head.drop = torch.nn.Dropout(0.5)
+    assert not model._fast_roi_path()
+    model.roi_head.bbox_head.drop.eval()
+    assert model._fast_roi_path()
+    # An RoI head of its own box forward / loss (DoubleHeadRoIHead).
+    for name in ('_bbox_forward', 'bbox_loss', 'loss'):
+        own = type('OwnRoIHead', (StandardRoIHead, ), {
+            name: lambda self, *args, **kwargs: None
+        })
+        model.roi_head.__class__ = own
+        assert not model._fast_roi_path(), name
+    model.roi_head.__class__ = StandardRoIHead
+
+
+def test_classifier_features_run_an_overridden_stock_forward():
+    from mmdet.models.roi_heads.bbox_heads import Shared2FCBBoxHead
+
+    from mmnpe.det.roi_heads.bbox_heads.npe_bbox_head_mixin import \
+        NPEBBoxHeadMixin
+
+    class Doubled(Shared2FCBBoxHead):
+
+        def forward(self, x):
+            return super().forward(2 * x)
+
+    class NPEDoubled(NPEBBoxHeadMixin, Doubled):
+        pass
+
+    torch.manual_seed(0)
+    head = NPEDoubled(
+        in_channels=4,
+        fc_out_channels=8,
+        roi_feat_size=2,
+        num_classes=5,
+        num_pems=1).train()
+    x = torch.randn(6, 4, 2, 2)
+    torch.testing.assert_close(
+        head.classifier_features(x),
+        head._forward_with_feats(x)[2],
+        rtol=0,
+        atol=0)

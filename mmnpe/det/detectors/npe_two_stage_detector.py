@@ -10,6 +10,8 @@ from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox2roi
 from mmdet.utils import InstanceList
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.dropout import _DropoutNd
 
 from ..roi_heads.bbox_heads import is_npe_bbox_head
 
@@ -34,7 +36,15 @@ class NPETwoStageDetector(TwoStageDetector):
       foreground RoIs -> PEMs -> loss_npe``
 
     and returns ``loss_npe`` alone, the value (and the gradient) the stock
-    iteration gives it on the same RoIs. Cascade R-CNN skips the RPN loss
+    iteration gives it on the same RoIs. It does so only when the RoI head
+    is a plain ``StandardRoIHead`` (``loss``, ``bbox_loss`` and
+    ``_bbox_forward`` not overridden, unlike ``DoubleHeadRoIHead``) and no
+    module of the RoI head is a BatchNorm or a dropout in training mode:
+    those would see a different batch (the foreground RoIs only), update
+    their running statistics on it, or skip the updates of the branches
+    left out (mask head), and so change the results; a module frozen by
+    ``requires_grad=False`` alone, without :class:`FrozenBackboneHook`'s
+    eval mode, takes the stock path. Cascade R-CNN skips the RPN loss
     only (its stages' refinements need their classifiers). Otherwise
     (joint training, anything else trainable) it is the stock detector.
 
@@ -68,6 +78,19 @@ class NPETwoStageDetector(TwoStageDetector):
         pems = {id(p) for head in heads for p in head.pems.parameters()}
         trainable = [p for p in self.parameters() if p.requires_grad]
         return bool(trainable) and all(id(p) in pems for p in trainable)
+
+    def _fast_roi_path(self) -> bool:
+        """Whether the foreground-only RoI iteration gives the stock
+        iteration's results (class docstring)."""
+        roi_head = self.roi_head
+        cls = type(roi_head)
+        if not isinstance(roi_head, StandardRoIHead) or any(
+                getattr(cls, name) is not getattr(StandardRoIHead, name)
+                for name in ('loss', 'bbox_loss', '_bbox_forward')):
+            return False
+        return not any(
+            module.training and isinstance(module, (_BatchNorm, _DropoutNd))
+            for module in roi_head.modules())
 
     def _proposals(self, x: Tuple[Tensor],
                    batch_data_samples: SampleList) -> InstanceList:
@@ -125,8 +148,9 @@ class NPETwoStageDetector(TwoStageDetector):
         with torch.no_grad():
             x = self.extract_feat(batch_inputs)
             rpn_results_list = self._proposals(x, batch_data_samples)
-        if type(self.roi_head).loss is StandardRoIHead.loss:
+        if self._fast_roi_path():
             return self._pem_roi_loss(x, rpn_results_list, batch_data_samples)
-        # A cascade (or an RoI head with a loss of its own): its stages'
-        # refinements need their classifiers, so only the RPN loss goes.
+        # A cascade (or an RoI head with a loss of its own, or one whose
+        # BatchNorm / dropout trains): its stages' refinements need their
+        # classifiers, so only the RPN loss goes.
         return self.roi_head.loss(x, rpn_results_list, batch_data_samples)

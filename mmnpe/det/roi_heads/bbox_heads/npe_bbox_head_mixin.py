@@ -210,9 +210,11 @@ class NPEBBoxHeadMixin:
         classification branch run; the frozen-detector PEM iteration then
         skips ``fc_reg``, which for LVIS's class-specific regression (1203
         x 4 outputs) costs more than ``fc_cls``. Other heads run the stock
-        forward.
+        forward (as does a ``ConvFCBBoxHead`` subclass whose own forward
+        the mixin reaches, which the shortcut would not reproduce).
         """
-        if not isinstance(self, ConvFCBBoxHead):
+        if getattr(super().forward, '__func__',
+                   None) is not ConvFCBBoxHead.forward:
             return self._forward_with_feats(x)[2]
         for conv in self.shared_convs:
             x = conv(x)

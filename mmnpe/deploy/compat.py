@@ -17,7 +17,7 @@ of ``torch.onnx.export``: it is active only inside mmdeploy's
 ``RewriterContext`` (``mmdeploy.apis.torch2onnx``, ``tools/deploy.py``),
 and outside it ``torch.onnx.export`` and ``symbolic_opset9`` are torch's
 own. Registered when ``mmnpe.deploy`` is imported (``import mmnpe`` with
-mmdeploy installed); see docs/user_guides/deployment_detection.md.
+mmdeploy installed); see docs/user_guides/deployment.md#detection.
 """
 import contextlib
 import importlib

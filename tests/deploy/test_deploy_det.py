@@ -194,7 +194,7 @@ class Exported:
     def proposals(self) -> torch.Tensor:
         """The RPN proposals of the exported graph, (N, 4): mmdeploy's RPN
         rewrite run in PyTorch (one NMS over all levels; mmdet's RPN runs
-        one per level, see docs/user_guides/deployment_detection.md)."""
+        one per level, see docs/user_guides/deployment.md#detection)."""
         from mmdeploy.core import RewriterContext
         opset = self.deploy_cfg.onnx_config.opset_version
         with RewriterContext(
@@ -449,7 +449,7 @@ def measure(
     """Print, per variant, the detections (of 100) that ONNX Runtime and
     mmdet disagree on, with mmnpe's two detection rewriters and with
     mmdeploy's own rewrites alone (the figures of
-    docs/user_guides/deployment_detection.md)."""
+    docs/user_guides/deployment.md#detection)."""
     import tempfile
     from pathlib import Path
 

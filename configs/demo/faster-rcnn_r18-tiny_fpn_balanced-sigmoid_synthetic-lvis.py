@@ -1,7 +1,9 @@
 # Balanced Sigmoid (Balanced Activation slides; random sampling, as the
-# method calls for: the offset removes the training prior, repeating images
-# on top would remove it twice). The RoI classifier has one sigmoid per
-# category and no background channel; training adds the counts' offset
+# method calls for: the offset removes the training prior; under
+# repeat-factor sampling ClassCountsHook counts the repeated images, so the
+# offset would remove what the sampling leaves of it, not the prior twice).
+# The RoI classifier has one sigmoid per category and no background
+# channel; training adds the counts' offset
 # log(f_j / (1 - f_j)) + log(k - 1) to its logits, test time uses the plain
 # sigmoids. Instances per category are counted from the training set by
 # ClassCountsHook.

@@ -84,8 +84,15 @@ def check_class_counts(counts: Union[Sequence[float], Tensor],
                 if zero.numel() > 1 else '')
         raise ValueError(
             f'{name}[{i}] is 0 ({which} never occurs{more}), so its '
-            'log-prior would be -inf; pass an explicit eps (e.g. eps=1e-12) '
-            'to allow empty classes')
+            'log-prior would be -inf; pass an explicit eps to allow empty '
+            'classes, chosen for the loss: a test-time correction (post-hoc '
+            'LA) or a training offset whose empty-class logit gets almost '
+            "no gradient (Balanced Sigmoid variant='slides') needs eps of "
+            f'the order of 1 / n (n = {float(t.sum()):g}, the total count): '
+            'the empty class is then treated as one seen about once, while '
+            'a tiny eps (1e-12) raises it by -log(eps) = 27.6 and it takes '
+            "the foreground mass; Balanced Softmax and variant='balms' push "
+            'its logit down in training, where a tiny eps (1e-12) is fine')
     return t
 
 

@@ -59,13 +59,40 @@ def test_instances_and_images_of_the_lvis_set(lvis_root):
     assert inst['counts'] == want_inst == info['instance_counts']
     assert imgs['counts'] == want_imgs == info['image_counts']
     # What the annotation file states, for a set neither repeated nor
-    # filtered.
+    # filtered: the same counts; its num_images are the annotated images
+    # (the set filter_empty_gt builds, next test).
     ann = osp.join(root, 'annotations', 'lvis_v1_train.json')
-    assert lvis_category_counts(ann) == inst
-    assert lvis_category_counts(ann, kind='images') == imgs
+    for stated, counted in ((lvis_category_counts(ann), inst),
+                            (lvis_category_counts(ann, kind='images'), imgs)):
+        assert dict(stated, num_images=None) == dict(counted, num_images=None)
+        assert stated['num_images'] < counted['num_images'] == len(ds)
     # The most frequent category is sometimes twice in an image.
     assert inst['counts'][0] > imgs['counts'][0]
     assert inst['counts'][1:] == imgs['counts'][1:]
+
+
+def test_lvis_num_images_are_the_annotated_images_the_filter_keeps(
+        lvis_root, tmp_path):
+    """An image without annotations is in the file but not in the training
+    set ``filter_empty_gt`` builds: ``num_images`` is the latter's."""
+    root, _ = lvis_root
+    with open(osp.join(root, 'annotations', 'lvis_v1_train.json')) as f:
+        data = json.load(f)
+    empty = dict(data['images'][0], id=10**6, file_name='empty.jpg')
+    data['images'].append(empty)
+    ann = tmp_path / 'with_empty.json'
+    ann.write_text(json.dumps(data))
+    classes = synthetic_lvis_classes(6)
+    ds = DATASETS.build(
+        dict(
+            _dataset_cfg(root, classes, ann=str(ann)),
+            filter_cfg=dict(filter_empty_gt=True)))
+    counted = count_dataset_classes(ds, kind='images')
+    stated = lvis_category_counts(str(ann), kind='images')
+    assert stated['num_images'] == counted['num_images'] == len(ds)
+    annotated = {a['image_id'] for a in data['annotations']}
+    assert stated['num_images'] == len(annotated) < len(data['images'])
+    assert stated == counted
 
 
 @pytest.mark.parametrize('images, tag', [(1, 'r'), (10, 'r'), (11, 'c'),

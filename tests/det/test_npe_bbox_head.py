@@ -188,6 +188,25 @@ def test_balanced_softmax_classifier_cannot_carry_a_pem():
         _head(loss_cls=dict(type='BalancedSoftmaxRoILoss'))
 
 
+def test_balanced_softmax_is_allowed_without_pems():
+    """A head (an NPECascadeRoIHead stage) with num_pems=0 removes the
+    prior once, in training: its logits are the stock head's."""
+    loss = dict(type='BalancedSoftmaxRoILoss', class_counts=[1.] * C)
+    head = _head(loss_cls=loss, num_pems=0).eval()
+    stock = MODELS.build(
+        dict(
+            type='Shared2FCBBoxHead',
+            in_channels=4,
+            fc_out_channels=8,
+            roi_feat_size=2,
+            num_classes=C,
+            loss_cls=loss)).eval()
+    stock.load_state_dict(head.state_dict())
+    x = torch.randn(3, 4, 2, 2)
+    for a, b in zip(head(x), stock(x)):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize('kwargs, match', [
     (dict(num_pems=-1), 'num_pems must be an integer >= 0'),
     (dict(scale_factor=-1.), 'scale_factor must be a finite number >= 0'),

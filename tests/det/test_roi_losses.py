@@ -437,3 +437,27 @@ def test_dense_heads_cannot_carry_the_roi_losses(loss):
         head.loss_cls.check_host_head(head)
     with pytest.raises(TypeError, match='get_cls_channels was never called'):
         head.loss_cls(torch.zeros(2, 5), torch.tensor([0, 5]))
+
+
+def test_empty_category_eps_advice_gives_sane_post_hoc_la_scores():
+    """The refusal recommends eps ~ 1 / n for post-hoc LA: the empty
+    category then scores like one seen once; eps=1e-12 would let it take
+    the foreground mass."""
+    counts = [90., 9., 1., 0.]
+    with pytest.raises(ValueError, match=r'order of 1 / n \(n = 100'):
+        MODELS.build(dict(type='PostHocLARoILoss', class_counts=counts))
+    logits = torch.zeros(1, 5)
+    scores = {}
+    for eps in (1e-12, 1 / 100):
+        loss = MODELS.build(
+            dict(type='PostHocLARoILoss', class_counts=counts, eps=eps))
+        loss.num_classes = 4
+        scores[eps] = loss.get_activation(logits)[0]
+    fg = scores[1e-12][:4]
+    assert fg[3] > 0.999 * fg.sum()  # the tiny eps: all to the empty one
+    fg = scores[1 / 100][:4]
+    # Equal logits: the empty category (prior 1/n) scores twice the one
+    # seen once (prior 1/n + 1/n), not 1e10 times.
+    torch.testing.assert_close(
+        fg[3] / fg[2], torch.tensor(2.), rtol=1e-4, atol=0)
+    assert fg[3] < 0.5

@@ -22,8 +22,12 @@ def lvis_category_counts(ann_file: str, kind: str = 'instances') -> dict:
     Returns:
         dict: ``{"kind", "classes", "counts", "num_images"}`` as
         :func:`mmnpe.engine.count_dataset_classes` gives them
-        (``num_images``: the images of the file, the ``n`` of its image
-        frequencies ``image_count_j / number_of_images``).
+        (``num_images``: the distinct images with at least one annotation,
+        the ``n`` of the image frequencies ``image_count_j / n``; the
+        training set that ``filter_cfg=dict(filter_empty_gt=True)`` builds,
+        which :class:`ClassCountsHook` counts, holds these images; the
+        file's images without annotations are left out, as that filter
+        drops them, while its ``min_size`` filter is not applied).
     """
     if kind not in DETECTION_KINDS:
         raise ValueError(f'kind must be one of {DETECTION_KINDS}, got '
@@ -40,4 +44,5 @@ def lvis_category_counts(ann_file: str, kind: str = 'instances') -> dict:
         kind=kind,
         classes=[c['name'] for c in categories],
         counts=[int(c[key]) for c in categories],
-        num_images=len(data.get('images', [])))
+        num_images=len({a['image_id']
+                        for a in data.get('annotations', [])}))

@@ -140,6 +140,11 @@ class NPEBBoxHeadMixin:
         if loss_name == 'SeesawLoss':
             return 'seesaw'
         if isinstance(loss, BalancedSoftmaxRoILoss):
+            if not self.num_pems:
+                # No PEM (an NPECascadeRoIHead stage that carries none):
+                # nothing removes the prior a second time, and its C + 1
+                # logits are a softmax's.
+                return 'softmax'
             raise TypeError(
                 f'{name} cannot carry a PEM with loss_cls {loss_name}: '
                 'Balanced Softmax removes the training prior in training '

@@ -34,7 +34,7 @@ demo: $(STAMP)
 benchmark: $(STAMP)
 	$(PY) benchmarks/bench_npe.py
 
-# The accuracy study (~25 min on 2 cores): writes benchmarks/accuracy_study.md
+# The accuracy study (48 min on 2 shared cores): writes benchmarks/accuracy_study.md
 # and .json (and, with mmdet, benchmarks/detection_study.md and .json), each
 # JSON with its commit, command and machine, and copies the table into
 # docs/results.md.

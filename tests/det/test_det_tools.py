@@ -1,12 +1,15 @@
 """tools/train.py, tools/test.py (mmdet's flags: --out, --show-dir, --tta)
 and tools/dist_train.sh (2 CPU processes) end to end on the tiny
 LVIS-format set, LVISMetric (bbox and segm, AP_r / AP_c / AP_f) evaluating
-and checked against the LVIS API on the dumped predictions: a CE Mask R-CNN,
+and checked against the LVIS API on the dumped predictions and on dumps of
+known AP (the ground-truth boxes: 1; half the categories missed: 0.5), --tta
+checked to score with the loss's sigmoids: a CE Mask R-CNN,
 post-hoc LA (against the CE predictions, tau through --cfg-options) and a
 frozen-PEM NPE-LA on its checkpoint (the PEMs move, nothing else; alpha
 through --cfg-options, 0 giving the CE predictions), Balanced Sigmoid and
 Balanced Softmax trained from scratch, Balanced Sigmoid on repeat-factor
-counts, NPECascadeRoIHead trained and tested."""
+counts, NPECascadeRoIHead trained and tested (alpha 0: the stock
+cascade's detections; alpha 1: others)."""
 import glob
 import json
 import os.path as osp
@@ -122,7 +125,10 @@ def _preds(path: str) -> list:
 
 
 def _same_preds(a: list, b: list) -> bool:
-    """Whether two --out dumps hold bit-identical detections."""
+    """Whether two --out dumps hold bit-identical detections (of the same,
+    non-empty, list of images)."""
+    assert len(a) == len(b) > 0, (len(a), len(b))
+    assert [x['img_id'] for x in a] == [y['img_id'] for y in b]
     return all(
         torch.equal(x['pred_instances'][k], y['pred_instances'][k])
         for x, y in zip(a, b) for k in ('bboxes', 'scores', 'labels'))
@@ -153,6 +159,43 @@ def _lvis_api_bbox(root: str, preds: list) -> dict:
     ev.params.imgIds = [p['img_id'] for p in preds]
     ev.run()
     return ev.get_results()
+
+
+def _gt_dump(root: str) -> list:
+    """A predictions dump made of the validation set's ground-truth boxes
+    (score 1), in the --out dump's format (original image coordinates)."""
+    with open(osp.join(root, 'annotations', 'lvis_v1_val.json')) as f:
+        val = json.load(f)
+    cat_ids = sorted(c['id'] for c in val['categories'])
+    dump = []
+    for image in val['images']:
+        anns = [a for a in val['annotations'] if a['image_id'] == image['id']]
+        boxes = [[x, y, x + w, y + h]
+                 for x, y, w, h in (a['bbox'] for a in anns)]
+        dump.append(
+            dict(
+                img_id=image['id'],
+                ori_shape=(image['height'], image['width']),
+                pred_instances=dict(
+                    bboxes=torch.tensor(boxes).reshape(-1, 4),
+                    scores=torch.ones(len(anns)),
+                    labels=torch.tensor(
+                        [cat_ids.index(a['category_id']) for a in anns],
+                        dtype=torch.long))))
+    return dump
+
+
+def _lvis_metric_bbox(config: str, dump: list) -> dict:
+    """The bbox metrics of the config's test evaluator (LVISMetric, as
+    tools/test.py builds it) on a dump."""
+    from mmdet.registry import METRICS
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    metric = METRICS.build(dict(cfg.test_evaluator, metric=['bbox']))
+    metric.dataset_meta = dict(
+        classes=cfg.test_dataloader.dataset.metainfo.classes)
+    metric.process({}, dump)
+    return metric.evaluate(len(dump))
 
 
 @pytest.fixture(scope='module')
@@ -186,6 +229,43 @@ def test_lvis_metric_is_the_lvis_apis_on_the_predictions(ce_run, ce_preds):
     for key in ('AP', 'AP50', 'APr', 'APc', 'APf'):
         assert found[f'lvis/bbox_{key}'] == pytest.approx(
             want[key], abs=6e-4), key
+
+
+def test_lvis_metric_on_dumps_of_known_ap(ce_run):
+    """The tiny model's APs are (near) 0, so the comparison above is weak:
+    the config's LVISMetric on the ground-truth boxes gives AP 1, and with
+    every second present category's boxes moved off their objects (false
+    positives, all its objects missed), AP = the kept categories' share,
+    both as the LVIS API computes them."""
+    tmp, root, config, _ = ce_run
+    gt = _gt_dump(root)
+    assert sum(len(p['pred_instances']['labels']) for p in gt) > 0
+    found = _lvis_metric_bbox(config, gt)
+    want = _lvis_api_bbox(root, gt)
+    for key in ('AP', 'AP50', 'AP75'):
+        assert found[f'lvis/bbox_{key}'] == pytest.approx(1.0), key
+        assert want[key] == pytest.approx(1.0), key
+    present = sorted({
+        label
+        for p in gt
+        for label in p['pred_instances']['labels'].tolist()
+    })
+    assert len(present) >= 2
+    missed = set(present[1::2])
+    moved = []
+    for pred in gt:
+        inst = dict(pred['pred_instances'])
+        bboxes = inst['bboxes'].clone()
+        for i, label in enumerate(inst['labels'].tolist()):
+            if label in missed:
+                bboxes[i] = torch.tensor([0., 0., 1., 1.])
+        moved.append(dict(pred, pred_instances=dict(inst, bboxes=bboxes)))
+    share = 1 - len(missed) / len(present)
+    found = _lvis_metric_bbox(config, moved)
+    want = _lvis_api_bbox(root, moved)
+    for key in ('AP', 'AP50', 'AP75'):
+        assert found[f'lvis/bbox_{key}'] == pytest.approx(share, abs=6e-4)
+        assert want[key] == pytest.approx(share), key
 
 
 def test_post_hoc_la_on_the_ce_checkpoint_dumps_and_paints_like_mmdet(
@@ -316,6 +396,62 @@ def test_balanced_sigmoid_trains_from_scratch_and_tests_with_tta(ce_run):
         scores = pred['pred_instances']['scores']
         assert ((scores >= 0) & (scores <= 1)).all()
         assert (pred['pred_instances']['labels'] < 6).all()
+    _tta_used_the_sigmoids(bs, osp.join(work, 'iter_4.pth'), tta)
+
+
+def _tta_used_the_sigmoids(config: str, ckpt: str, tta: list) -> None:
+    """The TTA model tools/test.py --tta builds from ``config``, run here on
+    the first two images with the loss's ``get_activation`` watched: it is
+    called on both flips of each image, gives the C sigmoids of the logits
+    (their sum exceeding 1 on some RoI: no softmax), and the detections are
+    the tool's."""
+    from argparse import Namespace
+
+    from mmdet.registry import DATASETS, MODELS
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+
+    from mmnpe.det.cli import merge_test_args
+    args = Namespace(
+        config=config,
+        checkpoint=ckpt,
+        work_dir=None,
+        cfg_options=None,
+        launcher='none',
+        show=False,
+        show_dir=None,
+        tta=True,
+        out=None)
+    cfg = merge_test_args(Config.fromfile(config), args)
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model.module, ckpt, map_location='cpu')
+    model.eval()
+    loss = model.module.roi_head.bbox_head.loss_cls
+    calls = []
+
+    def watched(cls_score):
+        scores = type(loss).get_activation(loss, cls_score)
+        calls.append((cls_score, scores))
+        return scores
+
+    loss.get_activation = watched
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    with torch.no_grad():
+        preds = model.test_step(pseudo_collate([dataset[0], dataset[1]]))
+    assert len(calls) == 2 * 2  # two flips of two images
+    for cls_score, scores in calls:
+        assert cls_score.shape[1] == 6 and scores.shape[1] == 7
+        assert torch.equal(scores[:, :6], cls_score.sigmoid())
+        assert (scores[:, :6].sum(dim=1) > 1).any()
+    for pred, want in zip(preds, tta[:2]):
+        assert pred.img_id == want['img_id']
+        got, want = pred.pred_instances, want['pred_instances']
+        assert torch.equal(got.labels, want['labels'])
+        torch.testing.assert_close(got.scores, want['scores'])
+        torch.testing.assert_close(got.bboxes, want['bboxes'])
 
 
 def test_balanced_softmax_trains_through_the_tools(ce_run):
@@ -389,7 +525,8 @@ def test_npe_cascade_roi_head_through_the_tools(ce_run):
     """A Cascade R-CNN with NPECascadeRoIHead trained jointly by
     tools/train.py (every stage's PEM loss logged), tested by tools/test.py
     at alpha 0 in every stage (--cfg-options): the stock cascade's
-    detections of the same checkpoint, bit for bit."""
+    detections of the same checkpoint, bit for bit; at alpha 1 in every
+    stage, others."""
     from det_helpers import tiny_detector_cfg
     tmp, root, _, _ = ce_run
     faster = _tiny_mask_rcnn(
@@ -429,6 +566,13 @@ def test_npe_cascade_roi_head_through_the_tools(ce_run):
           for i in range(3)]).wait()
     run_test(stock, ckpt, str(tmp / 'cascade_stock'), '--out', outs[1]).wait()
     assert _same_preds(_preds(outs[0]), _preds(outs[1]))
+    # At alpha 1 in every stage the corrections change the detections.
+    outs.append(str(tmp / 'cascade_a1.pkl'))
+    run_test(
+        npe, ckpt, str(tmp / 'cascade_a1'), '--out', outs[2], '--cfg-options',
+        *[f'model.roi_head.bbox_head.{i}.scale_factor=1'
+          for i in range(3)]).wait()
+    assert not _same_preds(_preds(outs[2]), _preds(outs[1]))
     _lvis(str(tmp / 'cascade_a0'), ('bbox', ))
 
 
@@ -460,3 +604,19 @@ def test_dist_train_two_cpu_processes(ce_run):
     # BN statistics are per rank (no buffer broadcast); weights agree.
     assert not differing(finals[0], finals[1], infos[0]['trainable'])
     assert osp.isfile(osp.join(work, 'iter_2.pth'))
+
+
+def test_same_preds_refuses_dumps_of_different_images():
+    """An empty or truncated dump is not 'the same detections'."""
+    pred = dict(
+        img_id=0,
+        pred_instances=dict(
+            bboxes=torch.zeros(1, 4),
+            scores=torch.ones(1),
+            labels=torch.zeros(1, dtype=torch.long)))
+    assert _same_preds([pred], [pred])
+    for a, b in (([], []), ([pred], []), ([pred, pred], [pred])):
+        with pytest.raises(AssertionError):
+            _same_preds(a, b)
+    with pytest.raises(AssertionError):
+        _same_preds([pred], [dict(pred, img_id=1)])

@@ -4,10 +4,12 @@ demo models with non-trivial corrections, their checkpoints, MMDeploy's
 import contextlib
 import copy
 import functools
+import os
 import os.path as osp
 from typing import Iterator, Optional
 
 import numpy as np
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
@@ -24,6 +26,14 @@ SEG_LA = osp.join(DEMO, 'la-posthoc_fcn_unet-tiny_synthetic-lt-64x64.py')
 #: ``torch.export``-based (``dynamo=True``, the default that mmdeploy 1.3.1
 #: gets on torch >= 2.9, where it passes no ``dynamo`` argument).
 EXPORTERS = ('torchscript', 'dynamo')
+
+#: An export through mmdeploy with torch's dynamo exporter takes 4-6 minutes
+#: on a 2-core CPU, most of the suite's time: those cases run only with
+#: MMNPE_SLOW_TESTS=1 (docs/user_guides/deployment.md, "Exporters").
+SLOW = pytest.mark.skipif(
+    os.environ.get('MMNPE_SLOW_TESTS') != '1',
+    reason='a dynamo export through mmdeploy takes minutes; set '
+    'MMNPE_SLOW_TESTS=1 to run it')
 
 
 def load_cfg(path: str, scope: str, **model) -> Config:

@@ -16,8 +16,9 @@ import copy
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from onnx_export_helpers import (CLS_CE, CLS_IWB, CLS_LA, CLS_NPE, DEPLOY,
-                                 build_model, load_cfg, mmdeploy_input,
+                                 SLOW, build_model, load_cfg, mmdeploy_input,
                                  mmdeploy_torch2onnx, perturb_cls,
                                  random_images, run_ort)
 
@@ -43,6 +44,14 @@ MODELS = dict(
 )
 #: Whose prediction is the stock linear classifier's by design.
 PLAIN = ('ce', 'iwb')
+
+
+@pytest.fixture(autouse=True)
+def _mmpretrain_scope():
+    """The heads are built from mmpretrain's registry whatever default scope
+    an earlier test in the same worker left current."""
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
 
 
 def _setup(name, tmp_path):
@@ -76,8 +85,10 @@ def _scores(model, inputs):
 #: failed to export, with its counts from either place; a dynamo export
 #: through mmdeploy takes minutes on a loaded 2-core CPU).
 EXPORTS = [(name, 'dynamic', 'torchscript') for name in MODELS]
-EXPORTS += [(name, 'static', 'dynamo')
-            for name in ('la_posthoc', 'la_counts_in_checkpoint')]
+EXPORTS += [
+    pytest.param(name, 'static', 'dynamo', marks=SLOW)
+    for name in ('la_posthoc', 'la_counts_in_checkpoint')
+]
 
 
 @pytest.mark.parametrize('name,kind,exporter', EXPORTS)

@@ -13,7 +13,7 @@ under both of torch's exporters; the stock segmentor is the control.
 import pytest
 import torch
 from mmengine.config import Config
-from onnx_export_helpers import (DEPLOY, SEG_LA, SEG_NPE, SEG_STOCK,
+from onnx_export_helpers import (DEPLOY, SEG_LA, SEG_NPE, SEG_STOCK, SLOW,
                                  build_model, load_cfg, mmdeploy_input,
                                  mmdeploy_torch2onnx, perturb_seg,
                                  random_image, run_ort, save_checkpoint)
@@ -89,7 +89,7 @@ def _logits_config(kind, exporter):
 #: tested with the TorchScript-based exporter
 #: (docs/user_guides/deployment.md, "Exporters").
 LOGITS_EXPORTS = [(name, 'dynamic', 'torchscript') for name in MODELS]
-LOGITS_EXPORTS.append(('npe', 'static', 'dynamo'))
+LOGITS_EXPORTS.append(pytest.param('npe', 'static', 'dynamo', marks=SLOW))
 
 
 @pytest.mark.parametrize('name,kind,exporter', LOGITS_EXPORTS)

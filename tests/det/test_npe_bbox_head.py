@@ -10,7 +10,8 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from det_helpers import build_detector, random_det_batch, tiny_detector_cfg
+from det_helpers import (NUM_CLASSES, build_detector, random_det_batch,
+                         tiny_detector_cfg)
 from mmdet.registry import MODELS
 from mmengine.optim import OptimWrapper
 
@@ -465,6 +466,25 @@ def test_npe_cascade_roi_head_refuses_plain_stages():
             match=r'every stage needs an NPE box '
             r'head.*bbox_head\[1\]'):
         build_detector(cfg)
+
+
+def test_npe_cascade_refuses_balanced_softmax_beside_pems():
+    """A Balanced Softmax stage's logits are already prior-free; averaged
+    with PEM-carrying stages, the mean correction would remove the prior a
+    second time. Balanced Softmax in every stage without PEMs is fine."""
+    cfg = tiny_detector_cfg(cascade=True, roi_head_type='NPECascadeRoIHead')
+    balanced = dict(
+        type='BalancedSoftmaxRoILoss', class_counts=[1.] * NUM_CLASSES)
+    for head, k in zip(cfg.roi_head.bbox_head, (0, 1, 1)):
+        head.type = 'NPEShared2FCBBoxHead'
+        head.num_pems = k
+    cfg.roi_head.bbox_head[0]['loss_cls'] = dict(balanced)
+    with pytest.raises(TypeError, match=r'stages \[0\].*second time'):
+        build_detector(cfg)
+    for head in cfg.roi_head.bbox_head:
+        head.num_pems = 0
+        head['loss_cls'] = dict(balanced)
+    build_detector(cfg)
 
 
 def test_npe_head_is_registered_in_mmdet():

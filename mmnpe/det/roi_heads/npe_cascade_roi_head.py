@@ -70,6 +70,21 @@ class NPECascadeRoIHead(CascadeRoIHead):
         if len(kinds) > 1:
             raise TypeError('NPECascadeRoIHead: the stages\' classifiers must '
                             f'be of one kind to be averaged, got {kinds}')
+        balanced = [
+            i for i, head in enumerate(self.bbox_head)
+            if type(head.loss_cls).__name__ == 'BalancedSoftmaxRoILoss'
+        ]
+        with_pems = [
+            i for i, head in enumerate(self.bbox_head) if head.num_pems
+        ]
+        if balanced and with_pems:
+            raise TypeError(
+                'NPECascadeRoIHead: stages ' + str(balanced) + ' train with '
+                'BalancedSoftmaxRoILoss, whose test-time logits are already '
+                'prior-free, and stages ' + str(with_pems) + ' carry PEMs; '
+                'the mean correction would remove the prior a second time '
+                'from the averaged logits. Use Balanced Softmax in no stage '
+                'or PEMs in none (num_pems=0)')
 
     def _refine_roi(self, x: Tuple[Tensor], rois: Tensor,
                     batch_img_metas: List[dict],
